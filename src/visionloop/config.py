@@ -1,0 +1,148 @@
+"""Typed, frozen settings of a workspace, parsed once at the edge.
+
+``visionloop.toml`` holds the project's name, classes, split ratios, storage
+URLs and policies. Two environment variables override storage so one
+workspace file can point at PostgreSQL / S3 in production:
+``VISIONLOOP_DATABASE_URL`` and ``VISIONLOOP_BLOB_URL``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from visionloop.errors import ConfigError
+
+CONFIG_NAME = "visionloop.toml"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ProjectConfig(_Frozen):
+    name: str = "visionloop"
+    classes: tuple[str, ...] = ()
+
+
+class StorageConfig(_Frozen):
+    #: Any SQLAlchemy URL; empty means ``sqlite:///<workspace>/visionloop.db``.
+    database: str = ""
+    #: A path relative to the workspace or any fsspec URL (``s3://bucket/prefix``).
+    blobs: str = "blobs"
+
+
+class SplitConfig(_Frozen):
+    train: float = Field(0.7, ge=0, le=1)
+    val: float = Field(0.15, ge=0, le=1)
+    test: float = Field(0.15, ge=0, le=1)
+    #: Keep splits declared by the source (VOC ImageSets, COCO split files, YOLO split folders).
+    keep_source_splits: bool = False
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitConfig:
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"split ratios must add up to 1, they add up to {total:g}")
+        return self
+
+
+class ImportConfig(_Frozen):
+    #: A box may overshoot the image by this many pixels and is then clipped; beyond, it is rejected.
+    box_tolerance_px: float = Field(2.0, ge=0)
+    max_archive_bytes: int = Field(20 * 2**30, gt=0)
+    max_archive_entries: int = Field(1_000_000, gt=0)
+    workers: int = Field(4, ge=1, le=64)
+
+
+class RetrainPolicy(_Frozen):
+    #: Retrain once this many newly labeled items exist since the production model's dataset version.
+    min_new_items: int = Field(100, ge=1)
+    schedule: str = ""
+
+
+class PoliciesConfig(_Frozen):
+    retrain: RetrainPolicy = RetrainPolicy()
+
+
+class Settings(_Frozen):
+    project: ProjectConfig = ProjectConfig()
+    storage: StorageConfig = StorageConfig()
+    split: SplitConfig = SplitConfig()
+    import_: ImportConfig = Field(ImportConfig(), alias="import")
+    policies: PoliciesConfig = PoliciesConfig()
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    def database_url(self, workspace: Path) -> str:
+        url = os.environ.get("VISIONLOOP_DATABASE_URL") or self.storage.database
+        return url or f"sqlite:///{workspace / 'visionloop.db'}"
+
+    def blob_url(self, workspace: Path) -> str:
+        url = os.environ.get("VISIONLOOP_BLOB_URL") or self.storage.blobs
+        return url if "://" in url else str(workspace / url)
+
+
+def load_settings(path: Path) -> Settings:
+    """Parse ``visionloop.toml``; every mistake names the file and the key."""
+    try:
+        raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("the workspace has no settings file", where=str(path),
+                          fix="run `visionloop init` to create a workspace") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"settings file is not valid TOML ({exc})", where=str(path),
+                          fix="correct the TOML syntax") from None
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"invalid setting `{key}`: {first['msg']}", where=str(path),
+                          fix=f"correct `{key}` in {CONFIG_NAME}") from None
+
+
+def render_settings(name: str, classes: list[str]) -> str:
+    """The commented ``visionloop.toml`` written by ``visionloop init``."""
+    class_list = ", ".join(f'"{c}"' for c in classes)
+    return f'''# visionloop workspace settings. Edit freely; `visionloop` re-reads this file on every command.
+
+[project]
+name = "{name}"
+# Class names, in id order. Imports map their class names onto this list;
+# unknown names are an error unless `visionloop import --add-classes`.
+classes = [{class_list}]
+
+[storage]
+# Any SQLAlchemy URL (e.g. "postgresql+psycopg://user@host/db"); empty = SQLite in this folder.
+# Overridden by the environment variable VISIONLOOP_DATABASE_URL.
+database = ""
+# A folder relative to this workspace or any fsspec URL (e.g. "s3://bucket/visionloop").
+# Overridden by VISIONLOOP_BLOB_URL.
+blobs = "blobs"
+
+[split]
+# Each image's split is derived from its content hash, so it never changes as data grows.
+train = 0.7
+val = 0.15
+test = 0.15
+# Keep splits the source declares (VOC ImageSets, COCO split files, YOLO split folders).
+keep_source_splits = false
+
+[import]
+# A box may overshoot the image by this many pixels (then it is clipped); beyond, it is rejected.
+box_tolerance_px = 2.0
+max_archive_bytes = {20 * 2**30}
+max_archive_entries = 1000000
+workers = 4
+
+[policies.retrain]
+# Retrain when this many newly labeled items exist since the production model's dataset version.
+min_new_items = 100
+# Optional cron expression, e.g. "0 3 * * 0" (Sundays at 03:00).
+schedule = ""
+'''

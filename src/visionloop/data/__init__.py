@@ -1,0 +1,1 @@
+"""Data generation and dataset helpers of visionloop."""

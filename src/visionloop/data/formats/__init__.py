@@ -1,0 +1,1 @@
+"""Dataset formats: pure readers (source folder → :class:`SourceScan`) and writers."""

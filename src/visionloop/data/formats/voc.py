@@ -1,0 +1,157 @@
+"""Pascal VOC: ``Annotations/*.xml`` + ``JPEGImages/`` (+ ``ImageSets/Main/*.txt`` splits).
+
+XML is parsed with defusedxml: entity expansion, DTDs and external references
+are refused, never evaluated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from xml.etree.ElementTree import Element, ParseError
+
+import defusedxml.ElementTree as DET
+from defusedxml import DefusedXmlException
+
+from visionloop.data.formats.base import (
+    SPLITS,
+    ExportSample,
+    SourceItem,
+    SourceScan,
+    image_files,
+    rel,
+    safe_join,
+    walk_files,
+)
+from visionloop.data.validate import RawBox, finding
+
+
+def _text(node: Element | None, path: str, default: str = "") -> str:
+    found = None if node is None else node.find(path)
+    return (found.text or default).strip() if found is not None and found.text else default
+
+
+def _splits(root: Path) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for main in root.rglob("ImageSets/Main"):
+        for split in SPLITS:
+            f = main / f"{split}.txt"
+            if f.is_file():
+                for line in f.read_text(encoding="utf-8", errors="replace").split():
+                    out.setdefault(line.strip(), split)
+    return out
+
+
+def _find_image(root: Path, xml: Path, filename: str) -> Path | None:
+    candidates = []
+    if filename:
+        for base in (root / "JPEGImages", xml.parent, xml.parent.parent / "JPEGImages", root):
+            p = safe_join(base, filename)
+            if p is not None:
+                candidates.append(p)
+    for base in (root / "JPEGImages", xml.parent, xml.parent.parent / "JPEGImages"):
+        candidates += [base / f"{xml.stem}{s}" for s in (".jpg", ".jpeg", ".png", ".JPG", ".PNG", ".bmp")]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def read_voc(root: Path) -> SourceScan:
+    """Scan a Pascal VOC folder."""
+    scan = SourceScan("voc", root)
+    splits = _splits(root)
+    used: set[Path] = set()
+    classes: dict[str, None] = {}
+    for xml in (p for p in walk_files(root) if p.suffix.lower() == ".xml"):
+        where = rel(xml, root)
+        try:
+            tree = DET.parse(xml, forbid_dtd=True)
+        except DefusedXmlException as exc:
+            scan.findings.append(
+                finding(
+                    "unsafe_annotation",
+                    where,
+                    f"uses XML features that are refused for safety ({type(exc).__name__})",
+                )
+            )
+            continue
+        except (ParseError, UnicodeDecodeError) as exc:
+            scan.findings.append(finding("invalid_annotation", where, f"is not well-formed XML ({exc})"))
+            continue
+        node = tree.getroot()
+        if node.tag != "annotation":
+            continue
+        filename = _text(node, "filename")
+        if filename and safe_join(root, filename) is None:
+            scan.findings.append(
+                finding("unsafe_path", where, f"names the image {filename!r}, outside the dataset")
+            )
+            continue
+        image = _find_image(root, xml, filename)
+        if image is None:
+            scan.findings.append(
+                finding(
+                    "annotation_without_image",
+                    where,
+                    f"describes {filename or xml.stem!r} but no such image file exists",
+                )
+            )
+            continue
+        used.add(image.resolve())
+        boxes = []
+        for obj in node.findall("object"):
+            name = _text(obj, "name")
+            classes.setdefault(name, None)
+            bb = obj.find("bndbox")
+            coords = [_text(bb, k, "nan") for k in ("xmin", "ymin", "xmax", "ymax")]
+            crowd = _text(obj, "difficult", "0") == "1"
+            boxes.append(RawBox(*coords, cls=name, crowd=crowd))
+        size = None
+        try:
+            size = (int(float(_text(node, "size/width", "0"))), int(float(_text(node, "size/height", "0"))))
+        except ValueError:
+            size = None
+        name = rel(image, root)
+        scan.items.append(SourceItem(name, image, where, boxes, size, splits.get(xml.stem)))
+    for image in image_files(root):
+        if image.resolve() not in used and "Annotations" not in image.parts:
+            scan.items.append(
+                SourceItem(rel(image, root), image, rel(image, root), None, None, splits.get(image.stem))
+            )
+    scan.classes = list(classes)
+    return scan
+
+
+def _xml_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def write_voc(out: Path, samples: list[ExportSample], classes: list[str]) -> None:
+    """Write VOC: ``JPEGImages/``, ``Annotations/``, ``ImageSets/Main/{split}.txt``, ``labels.txt``."""
+    (out / "JPEGImages").mkdir(parents=True, exist_ok=True)
+    (out / "Annotations").mkdir(exist_ok=True)
+    (out / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
+    by_split: dict[str, list[str]] = {s: [] for s in SPLITS}
+    stems: set[str] = set()
+    for s in samples:
+        flat = Path(s.name).name
+        stem, suffix = Path(flat).stem, Path(flat).suffix
+        if stem in stems:  # VOC is flat: disambiguate equal names from different folders
+            stem = f"{stem}_{hashlib.sha256(s.name.encode()).hexdigest()[:8]}"
+        stems.add(stem)
+        (out / "JPEGImages" / f"{stem}{suffix}").write_bytes(s.data)
+        objs = "".join(
+            f"\t<object>\n\t\t<name>{_xml_escape(c)}</name>\n\t\t<pose>Unspecified</pose>\n"
+            f"\t\t<truncated>0</truncated>\n\t\t<difficult>{int(crowd)}</difficult>\n\t\t<bndbox>\n"
+            f"\t\t\t<xmin>{x1:g}</xmin>\n\t\t\t<ymin>{y1:g}</ymin>\n\t\t\t<xmax>{x2:g}</xmax>\n"
+            f"\t\t\t<ymax>{y2:g}</ymax>\n\t\t</bndbox>\n\t</object>\n"
+            for x1, y1, x2, y2, c, crowd in s.boxes
+        )
+        xml = (
+            f"<annotation>\n\t<folder>JPEGImages</folder>\n\t<filename>{_xml_escape(stem + suffix)}</filename>\n"
+            f"\t<size>\n\t\t<width>{s.width}</width>\n\t\t<height>{s.height}</height>\n"
+            f"\t\t<depth>3</depth>\n\t</size>\n\t<segmented>0</segmented>\n{objs}</annotation>\n"
+        )
+        (out / "Annotations" / f"{stem}.xml").write_text(xml, encoding="utf-8")
+        by_split.setdefault(s.split, []).append(stem)
+    for split, stems_ in by_split.items():
+        (out / "ImageSets" / "Main" / f"{split}.txt").write_text("".join(f"{x}\n" for x in stems_))
+    (out / "labels.txt").write_text("".join(f"{c}\n" for c in classes), encoding="utf-8")
