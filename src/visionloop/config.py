@@ -8,6 +8,7 @@ workspace file can point at PostgreSQL / S3 in production:
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -92,27 +93,34 @@ def load_settings(path: Path) -> Settings:
     try:
         raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError("the workspace has no settings file", where=str(path),
-                          fix="run `visionloop init` to create a workspace") from None
+        raise ConfigError(
+            "the workspace has no settings file",
+            where=str(path),
+            fix="run `visionloop init` to create a workspace",
+        ) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"settings file is not valid TOML ({exc})", where=str(path),
-                          fix="correct the TOML syntax") from None
+        raise ConfigError(
+            f"settings file is not valid TOML ({exc})", where=str(path), fix="correct the TOML syntax"
+        ) from None
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"invalid setting `{key}`: {first['msg']}", where=str(path),
-                          fix=f"correct `{key}` in {CONFIG_NAME}") from None
+        raise ConfigError(
+            f"invalid setting `{key}`: {first['msg']}",
+            where=str(path),
+            fix=f"correct `{key}` in {CONFIG_NAME}",
+        ) from None
 
 
-def render_settings(name: str, classes: list[str]) -> str:
+def render_settings(name: str, classes: list[str], database: str = "", blobs: str = "blobs") -> str:
     """The commented ``visionloop.toml`` written by ``visionloop init``."""
-    class_list = ", ".join(f'"{c}"' for c in classes)
+    class_list = ", ".join(json.dumps(c, ensure_ascii=False) for c in classes)
     return f'''# visionloop workspace settings. Edit freely; `visionloop` re-reads this file on every command.
 
 [project]
-name = "{name}"
+name = {json.dumps(name, ensure_ascii=False)}
 # Class names, in id order. Imports map their class names onto this list;
 # unknown names are an error unless `visionloop import --add-classes`.
 classes = [{class_list}]
@@ -120,10 +128,10 @@ classes = [{class_list}]
 [storage]
 # Any SQLAlchemy URL (e.g. "postgresql+psycopg://user@host/db"); empty = SQLite in this folder.
 # Overridden by the environment variable VISIONLOOP_DATABASE_URL.
-database = ""
+database = {json.dumps(database)}
 # A folder relative to this workspace or any fsspec URL (e.g. "s3://bucket/visionloop").
 # Overridden by VISIONLOOP_BLOB_URL.
-blobs = "blobs"
+blobs = {json.dumps(blobs)}
 
 [split]
 # Each image's split is derived from its content hash, so it never changes as data grows.

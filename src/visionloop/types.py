@@ -8,7 +8,7 @@ training, evaluation, serving and monitoring all exchange this one type.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,7 +35,7 @@ class Detections:
     xyxy: FloatArray
     class_id: IntArray
     confidence: FloatArray | None = None
-    crowd: BoolArray = field(default=None)  # type: ignore[assignment]
+    crowd: BoolArray | None = None
 
     def __post_init__(self) -> None:
         xyxy = _as_float(self.xyxy, 4)
@@ -66,7 +66,13 @@ class Detections:
         idx = np.arange(len(self))[index]
         idx = np.atleast_1d(idx)
         conf = None if self.confidence is None else self.confidence[idx]
-        return Detections(self.xyxy[idx], self.class_id[idx], conf, self.crowd[idx])
+        return Detections(self.xyxy[idx], self.class_id[idx], conf, self.is_crowd[idx])
+
+    @property
+    def is_crowd(self) -> BoolArray:
+        """The crowd flags (always an array after construction)."""
+        assert self.crowd is not None
+        return self.crowd
 
     @property
     def area(self) -> FloatArray:
@@ -79,7 +85,7 @@ class Detections:
             len(self) == len(other)
             and bool(np.allclose(self.xyxy, other.xyxy, atol=atol))
             and bool(np.array_equal(self.class_id, other.class_id))
-            and bool(np.array_equal(self.crowd, other.crowd))
+            and bool(np.array_equal(self.is_crowd, other.is_crowd))
         )
 
     def to_records(self, classes: Sequence[str]) -> list[dict[str, Any]]:
@@ -92,7 +98,7 @@ class Detections:
             }
             if self.confidence is not None:
                 rec["score"] = round(float(self.confidence[i]), 6)
-            if self.crowd[i]:
+            if self.is_crowd[i]:
                 rec["crowd"] = True
             out.append(rec)
         return out

@@ -82,8 +82,10 @@ class Workspace:
 
 def check_class_name(name: str) -> None:
     if not isinstance(name, str) or not _CLASS_NAME.match(name) or name != name.strip():
-        raise UsageError(f"invalid class name {name!r}",
-                         fix="use 1-200 printable characters without leading or trailing spaces")
+        raise UsageError(
+            f"invalid class name {name!r}",
+            fix="use 1-200 printable characters without leading or trailing spaces",
+        )
 
 
 def _open(root: Path) -> Workspace:
@@ -98,24 +100,42 @@ def _open(root: Path) -> Workspace:
     return ws
 
 
-def init_workspace(directory: Path | str = ".", *, name: str | None = None,
-                   classes: Sequence[str] = ()) -> Workspace:
-    """Create a workspace at ``directory/.visionloop`` (settings, database, blob store)."""
+def init_workspace(
+    directory: Path | str = ".",
+    *,
+    name: str | None = None,
+    classes: Sequence[str] = (),
+    database: str = "",
+    blobs: str = "blobs",
+) -> Workspace:
+    """Create a workspace at ``directory/.visionloop`` (settings, database, blob store).
+
+    ``database`` is any SQLAlchemy URL (empty: SQLite inside the workspace); ``blobs`` a folder
+    relative to the workspace or any fsspec URL.
+    """
     project = Path(directory).resolve()
     root = project if project.name == WORKSPACE_DIR else project / WORKSPACE_DIR
     if (root / CONFIG_NAME).exists():
-        raise WorkspaceExistsError("a workspace already exists here", where=str(root),
-                                   fix="use it as it is, or choose another directory")
+        raise WorkspaceExistsError(
+            "a workspace already exists here",
+            where=str(root),
+            fix="use it as it is, or choose another directory",
+        )
     for c in classes:
         check_class_name(c)
     root.mkdir(parents=True, exist_ok=True)
-    text = render_settings(name or project.name if project.name != WORKSPACE_DIR else project.parent.name,
-                           list(dict.fromkeys(classes)))
+    default_name = project.parent.name if project.name == WORKSPACE_DIR else project.name
+    text = render_settings(name or default_name, list(dict.fromkeys(classes)), database, blobs)
     tmp = root / f".{CONFIG_NAME}.tmp"
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, root / CONFIG_NAME)
-    (root / ".gitignore").write_text("# visionloop's data lives here; version it with visionloop, not git.\n*\n")
-    return _open(root)
+    try:
+        return _open(root)
+    except Exception:
+        (root / CONFIG_NAME).unlink()  # a workspace whose store cannot open is not created
+        raise
+    finally:
+        (root / ".gitignore").write_text("# visionloop's data; version it with visionloop, not git.\n*\n")
 
 
 def find_workspace(start: Path | str | None = None) -> Path:
@@ -126,18 +146,20 @@ def find_workspace(start: Path | str | None = None) -> Path:
     else:
         explicit = start is not None
     base = Path(start or ".").resolve()
-    candidates = [base, base / WORKSPACE_DIR] if explicit else [
-        p / WORKSPACE_DIR for p in (base, *base.parents)
-    ]
+    candidates = (
+        [base, base / WORKSPACE_DIR] if explicit else [p / WORKSPACE_DIR for p in (base, *base.parents)]
+    )
     if not explicit and (base / CONFIG_NAME).exists():
         candidates.insert(0, base)
     for c in candidates:
         if (c / CONFIG_NAME).is_file():
             return c
     where = str(base) if explicit else f"{base} and its parents"
-    raise WorkspaceNotFoundError("no visionloop workspace found", where=where,
-                                 fix="run `visionloop init` first, or pass --workspace DIR "
-                                     f"(or set {ENV_VAR})")
+    raise WorkspaceNotFoundError(
+        "no visionloop workspace found",
+        where=where,
+        fix=f"run `visionloop init` first, or pass --workspace DIR (or set {ENV_VAR})",
+    )
 
 
 def open_workspace(path: Path | str | None = None) -> Workspace:

@@ -49,10 +49,11 @@ def _open(data: bytes) -> Image.Image:
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageProblem("undecodable_image", f"cannot be read ({exc})") from None
     w, h = im.size
-    if w * h > Image.MAX_IMAGE_PIXELS:  # Pillow only warns between 1× and 2× its limit
+    limit = Image.MAX_IMAGE_PIXELS or 0
+    if limit and w * h > limit:  # Pillow only warns between 1× and 2× its limit
         raise ImageProblem(
             "decompression_bomb",
-            f"declares {w}×{h} = {w * h:,} pixels, over the limit of {Image.MAX_IMAGE_PIXELS:,}",
+            f"declares {w}×{h} = {w * h:,} pixels, over the limit of {limit:,}",
         )
     if w < 1 or h < 1:
         raise ImageProblem("undecodable_image", f"declares an empty size {w}×{h}")
@@ -72,9 +73,9 @@ def _missing_rows(data: bytes) -> int:
     counts = []
     for fill in (0, 255):
         im = _open(data)
-        tile = im.tile[0]
-        decoder = Image._getdecoder(im.mode, tile.codec_name, tile.args, im.decoderconfig)
-        target = Image.core.fill(im.mode, im.size, (fill,) * len(im.getbands()))
+        tile = im.tile[0]  # type: ignore[attr-defined]
+        decoder = Image._getdecoder(im.mode, tile.codec_name, tile.args, im.decoderconfig)  # type: ignore[attr-defined]
+        target = Image.core.fill(im.mode, im.size, (fill,) * len(im.getbands()))  # type: ignore[attr-defined]
         decoder.setimage(target, tile.extents)
         decoder.decode(data[tile.offset :])
         decoder.cleanup()
@@ -139,6 +140,6 @@ def load_rgb(data: bytes) -> Image.Image:
     """Decode an image blob to RGB with its EXIF orientation applied."""
     from PIL import ImageOps
 
-    im = Image.open(io.BytesIO(data))
+    im: Image.Image = Image.open(io.BytesIO(data))
     im = ImageOps.exif_transpose(im)
     return im.convert("RGB")

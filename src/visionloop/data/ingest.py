@@ -70,12 +70,23 @@ class ImportResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "source": self.source, "format": self.format, "import_id": self.import_id,
-            "images": {"scanned": self.scanned, "accepted": self.accepted, "new": self.new,
-                       "relabeled": self.relabeled, "unchanged": self.unchanged, "rejected": self.rejected,
-                       "unlabeled": self.unlabeled},
-            "boxes": self.boxes, "boxes_per_class": self.boxes_per_class, "added_classes": self.added_classes,
-            "findings_summary": summarize(self.findings), "findings": [f.to_dict() for f in self.findings],
+            "source": self.source,
+            "format": self.format,
+            "import_id": self.import_id,
+            "images": {
+                "scanned": self.scanned,
+                "accepted": self.accepted,
+                "new": self.new,
+                "relabeled": self.relabeled,
+                "unchanged": self.unchanged,
+                "rejected": self.rejected,
+                "unlabeled": self.unlabeled,
+            },
+            "boxes": self.boxes,
+            "boxes_per_class": self.boxes_per_class,
+            "added_classes": self.added_classes,
+            "findings_summary": summarize(self.findings),
+            "findings": [f.to_dict() for f in self.findings],
             "report_path": self.report_path,
         }
 
@@ -100,8 +111,9 @@ def _check(item: SourceItem, classes: list[str], tolerance: float, store: Any) -
         out.findings.append(mismatch)
         return out
     if item.boxes is not None:
-        out.boxes, found = validate_boxes(item.boxes, info.width, info.height, classes, item.annotation,
-                                          tolerance)
+        out.boxes, found = validate_boxes(
+            item.boxes, info.width, info.height, classes, item.annotation, tolerance
+        )
         out.findings += found
     out.info, out.oid = info, sha256_hex(checked.data)
     if store is not None:
@@ -124,14 +136,17 @@ def _resolve_classes(ws: Workspace, scan: SourceScan, add_classes: bool) -> tupl
     unknown = [c for c in _used_classes(scan) if c not in known and (counts[c] or not known)]
     if unknown and known and not add_classes:
         listed = ", ".join(f"{c!r} ({counts[c]} boxes)" for c in unknown)
-        raise UnknownClassesError(f"the dataset uses classes the workspace does not know: {listed}",
-                                  where=str(scan.root),
-                                  fix="add them to `classes` in visionloop.toml, or re-run with --add-classes")
+        raise UnknownClassesError(
+            f"the dataset uses classes the workspace does not know: {listed}",
+            where=str(scan.root),
+            fix="add them to `classes` in visionloop.toml, or re-run with --add-classes",
+        )
     return known + unknown, unknown
 
 
-def _run_checks(scan: SourceScan, classes: list[str], ws: Workspace, write: bool,
-                progress: Progress | None) -> list[_Checked]:
+def _run_checks(
+    scan: SourceScan, classes: list[str], ws: Workspace, write: bool, progress: Progress | None
+) -> list[_Checked]:
     tolerance = ws.settings.import_.box_tolerance_px
     store = ws.blobs if write else None
     results: list[_Checked] = []
@@ -150,16 +165,30 @@ def _record(conn: Connection, accepted: list[_Checked], import_id: int) -> tuple
     have_images: set[str] = set()
     current: dict[str, tuple[int | None, str | None]] = {}
     for i in range(0, len(oids), 500):
-        chunk = oids[i:i + 500]
+        chunk = oids[i : i + 500]
         have_images |= set(conn.scalars(select(schema.images.c.oid).where(schema.images.c.oid.in_(chunk))))
-        q = (select(schema.items.c.image_oid, schema.items.c.labels_id, schema.labels.c.oid)
-             .select_from(schema.items.outerjoin(schema.labels, schema.items.c.labels_id == schema.labels.c.id))
-             .where(schema.items.c.image_oid.in_(chunk)))
+        q = (
+            select(schema.items.c.image_oid, schema.items.c.labels_id, schema.labels.c.oid)
+            .select_from(
+                schema.items.outerjoin(schema.labels, schema.items.c.labels_id == schema.labels.c.id)
+            )
+            .where(schema.items.c.image_oid.in_(chunk))
+        )
         current.update({r[0]: (r[1], r[2]) for r in conn.execute(q)})
-    new_images = [{"oid": c.oid, "width": c.info.width, "height": c.info.height, "format": c.info.format,
-                   "mode": c.info.mode, "orientation": c.info.orientation,
-                   "size_bytes": c.item.image_path.stat().st_size, "created_at": now}
-                  for c in accepted if c.oid not in have_images and c.info]
+    new_images = [
+        {
+            "oid": c.oid,
+            "width": c.info.width,
+            "height": c.info.height,
+            "format": c.info.format,
+            "mode": c.info.mode,
+            "orientation": c.info.orientation,
+            "size_bytes": c.item.image_path.stat().st_size,
+            "created_at": now,
+        }
+        for c in accepted
+        if c.oid not in have_images and c.info
+    ]
     if new_images:
         conn.execute(insert(schema.images), new_images)
     label_rows, new_items, relabel, unchanged = [], [], [], 0
@@ -175,27 +204,66 @@ def _record(conn: Connection, accepted: list[_Checked], import_id: int) -> tuple
                 unchanged += 1
                 continue
             relabel.append(c.oid)
-            label_rows.append({"image_oid": c.oid, "oid": loid, "boxes": text, "n_boxes": len(c.boxes),
-                               "origin": "import", "author": None, "parent_id": labels_id, "created_at": now})
+            label_rows.append(
+                {
+                    "image_oid": c.oid,
+                    "oid": loid,
+                    "boxes": text,
+                    "n_boxes": len(c.boxes),
+                    "origin": "import",
+                    "author": None,
+                    "parent_id": labels_id,
+                    "created_at": now,
+                }
+            )
         else:
             new_items.append(c)
             if c.boxes is not None:
                 text, loid = labelset.canonical(c.boxes)
-                label_rows.append({"image_oid": c.oid, "oid": loid, "boxes": text, "n_boxes": len(c.boxes),
-                                   "origin": "import", "author": None, "parent_id": None, "created_at": now})
+                label_rows.append(
+                    {
+                        "image_oid": c.oid,
+                        "oid": loid,
+                        "boxes": text,
+                        "n_boxes": len(c.boxes),
+                        "origin": "import",
+                        "author": None,
+                        "parent_id": None,
+                        "created_at": now,
+                    }
+                )
     ids: dict[str, int] = {}
     if label_rows:
-        returned = conn.execute(insert(schema.labels).returning(schema.labels.c.id, schema.labels.c.image_oid,
-                                                                sort_by_parameter_order=True), label_rows)
+        returned = conn.execute(
+            insert(schema.labels).returning(
+                schema.labels.c.id, schema.labels.c.image_oid, sort_by_parameter_order=True
+            ),
+            label_rows,
+        )
         ids = {r[1]: r[0] for r in returned}
     if new_items:
-        conn.execute(insert(schema.items), [
-            {"image_oid": c.oid, "name": c.item.name, "labels_id": ids.get(c.oid or ""),
-             "status": "unlabeled" if c.boxes is None else "labeled", "source_split": c.item.split,
-             "import_id": import_id, "created_at": now, "updated_at": now} for c in new_items])
+        conn.execute(
+            insert(schema.items),
+            [
+                {
+                    "image_oid": c.oid,
+                    "name": c.item.name,
+                    "labels_id": ids.get(c.oid or ""),
+                    "status": "unlabeled" if c.boxes is None else "labeled",
+                    "source_split": c.item.split,
+                    "import_id": import_id,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for c in new_items
+            ],
+        )
     for oid in relabel:
-        conn.execute(update(schema.items).where(schema.items.c.image_oid == oid)
-                     .values(labels_id=ids[oid], status="labeled", updated_at=now))
+        conn.execute(
+            update(schema.items)
+            .where(schema.items.c.image_oid == oid)
+            .values(labels_id=ids[oid], status="labeled", updated_at=now)
+        )
     return len(new_items), len(relabel), unchanged
 
 
@@ -207,16 +275,28 @@ def _dedupe(results: list[_Checked]) -> tuple[list[_Checked], list[Finding]]:
             continue
         assert r.oid is not None
         if r.oid in first:
-            found.append(finding("duplicate_image", r.item.name,
-                                 f"has the same content as {first[r.oid].item.name}; imported once"))
+            found.append(
+                finding(
+                    "duplicate_image",
+                    r.item.name,
+                    f"has the same content as {first[r.oid].item.name}; imported once",
+                )
+            )
         else:
             first[r.oid] = r
     return list(first.values()), found
 
 
-def import_dataset(ws: Workspace, path: Path | str, *, fmt: str | None = None, add_classes: bool = False,
-                   strict: bool = False, progress: Progress | None = None,
-                   on_scan: Callable[[int], None] | None = None) -> ImportResult:
+def import_dataset(
+    ws: Workspace,
+    path: Path | str,
+    *,
+    fmt: str | None = None,
+    add_classes: bool = False,
+    strict: bool = False,
+    progress: Progress | None = None,
+    on_scan: Callable[[int], None] | None = None,
+) -> ImportResult:
     """Import a dataset folder or archive into the workspace (see the module docstring)."""
     source = Path(path)
     if not source.exists():
@@ -225,11 +305,18 @@ def import_dataset(ws: Workspace, path: Path | str, *, fmt: str | None = None, a
     try:
         if source.is_file():
             if not is_archive(source):
-                raise UsageError("a file to import must be a .zip or .tar[.gz] archive", where=str(source),
-                                 fix="pass a dataset folder or an archive of one")
+                raise UsageError(
+                    "a file to import must be a .zip or .tar[.gz] archive",
+                    where=str(source),
+                    fix="pass a dataset folder or an archive of one",
+                )
             staging = Path(tempfile.mkdtemp(prefix="import-", dir=ws.tmp))
-            root = extract_archive(source, staging, max_total_bytes=ws.settings.import_.max_archive_bytes,
-                                   max_entries=ws.settings.import_.max_archive_entries)
+            root = extract_archive(
+                source,
+                staging,
+                max_total_bytes=ws.settings.import_.max_archive_bytes,
+                max_entries=ws.settings.import_.max_archive_entries,
+            )
         else:
             root = source
         scan = read_source(root, fmt)
@@ -240,34 +327,60 @@ def import_dataset(ws: Workspace, path: Path | str, *, fmt: str | None = None, a
         accepted, dup_findings = _dedupe(results)
         findings = scan.findings + [f for r in results for f in r.findings] + dup_findings
         if strict and findings:
-            raise StrictImportError(f"--strict: the import has {len(findings)} finding(s), first: "
-                                    f"{findings[0].file}: {findings[0].rule}: {findings[0].message}",
-                                    where=str(source), fix="fix the data, or import without --strict")
+            raise StrictImportError(
+                f"--strict: the import has {len(findings)} finding(s), first: "
+                f"{findings[0].file}: {findings[0].rule}: {findings[0].message}",
+                where=str(source),
+                fix="fix the data, or import without --strict",
+            )
         if strict:
             for r in accepted:
                 _check(r.item, classes, ws.settings.import_.box_tolerance_px, ws.blobs)
         boxes = Counter(b[4] for r in accepted for b in r.boxes or ())
         result = ImportResult(
-            source=str(source), format=scan.format, import_id=None, scanned=len(scan.items),
-            accepted=len(accepted), new=0, relabeled=0, unchanged=0,
-            rejected=sum(1 for r in results if not r.ok), unlabeled=sum(1 for r in accepted if r.boxes is None),
-            boxes=sum(boxes.values()), boxes_per_class={c: boxes[c] for c in classes if boxes[c]},
-            added_classes=added, findings=findings)
+            source=str(source),
+            format=scan.format,
+            import_id=None,
+            scanned=len(scan.items),
+            accepted=len(accepted),
+            new=0,
+            relabeled=0,
+            unchanged=0,
+            rejected=sum(1 for r in results if not r.ok),
+            unlabeled=sum(1 for r in accepted if r.boxes is None),
+            boxes=sum(boxes.values()),
+            boxes_per_class={c: boxes[c] for c in classes if boxes[c]},
+            added_classes=added,
+            findings=findings,
+        )
         report = json.dumps(result.to_dict(), indent=1).encode()
         report_oid = ws.blobs.put_bytes(report)
         ws.blobs.flush()
         with ws.engine.begin() as conn:
             if added:
                 n = len(classes) - len(added)
-                conn.execute(insert(schema.classes), [{"id": n + i, "name": c, "created_at": utcnow()}
-                                                      for i, c in enumerate(added)])
-            import_id = int(conn.execute(insert(schema.imports).values(
-                source=str(source), format=scan.format, created_at=utcnow(), counts={},
-                report_oid=report_oid)).inserted_primary_key[0])
+                conn.execute(
+                    insert(schema.classes),
+                    [{"id": n + i, "name": c, "created_at": utcnow()} for i, c in enumerate(added)],
+                )
+            inserted = conn.execute(
+                insert(schema.imports).values(
+                    source=str(source),
+                    format=scan.format,
+                    created_at=utcnow(),
+                    counts={},
+                    report_oid=report_oid,
+                )
+            ).inserted_primary_key
+            assert inserted is not None
+            import_id = int(inserted[0])
             result.new, result.relabeled, result.unchanged = _record(conn, accepted, import_id)
             result.import_id = import_id
-            conn.execute(update(schema.imports).where(schema.imports.c.id == import_id).values(
-                counts={k: v for k, v in result.to_dict()["images"].items()}))
+            conn.execute(
+                update(schema.imports)
+                .where(schema.imports.c.id == import_id)
+                .values(counts={k: v for k, v in result.to_dict()["images"].items()})
+            )
         report_path = ws.reports / f"import-{result.import_id}.json"
         result.report_path = str(report_path)
         report_path.write_text(json.dumps(result.to_dict(), indent=1), encoding="utf-8")

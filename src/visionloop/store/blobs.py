@@ -50,9 +50,12 @@ class BlobStore:
             try:
                 self.fs, self._root_path = fsspec.core.url_to_fs(url)
             except (ImportError, ValueError) as exc:
-                raise StoreError(f"cannot open blob store {url!r} ({exc})", where="storage.blobs",
-                                 fix="install the fsspec backend for this URL (e.g. the `scale` extra "
-                                     "for s3://) or fix the URL") from None
+                raise StoreError(
+                    f"cannot open blob store {url!r} ({exc})",
+                    where="storage.blobs",
+                    fix="install the fsspec backend for this URL (e.g. the `scale` extra "
+                    "for s3://) or fix the URL",
+                ) from None
 
     # -- naming ---------------------------------------------------------
     def _rel(self, oid: str) -> str:
@@ -83,7 +86,7 @@ class BlobStore:
             try:
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -125,12 +128,18 @@ class BlobStore:
             data: bytes = self.path(oid).read_bytes() if self.local else self.fs.cat_file(self._remote(oid))
         except (FileNotFoundError, OSError) as exc:
             if isinstance(exc, FileNotFoundError) or not self.has(oid):
-                raise BlobNotFoundError(f"blob {oid[:12]} is missing", where=self.url,
-                                        fix="run `visionloop fsck` to list every missing blob") from None
+                raise BlobNotFoundError(
+                    f"blob {oid[:12]} is missing",
+                    where=self.url,
+                    fix="run `visionloop fsck` to list every missing blob",
+                ) from None
             raise
         if verify and sha256_hex(data) != oid:
-            raise BlobCorruptError(f"blob {oid[:12]} does not match its hash", where=self.url,
-                                   fix="restore it from a backup or re-import its source")
+            raise BlobCorruptError(
+                f"blob {oid[:12]} does not match its hash",
+                where=self.url,
+                fix="restore it from a backup or re-import its source",
+            )
         return data
 
     def size(self, oid: str) -> int:
@@ -148,7 +157,7 @@ class BlobStore:
         else:
             root = self._root_path.rstrip("/")
             for path in self.fs.find(root):
-                rel = path[len(root):].strip("/").replace("/", "")
+                rel = path[len(root) :].strip("/").replace("/", "")
                 if is_oid(rel):
                     yield rel
 

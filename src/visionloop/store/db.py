@@ -31,9 +31,12 @@ def make_engine(url: str) -> Engine:
     try:
         engine = create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
     except (SQLAlchemyError, ImportError, ValueError) as exc:
-        raise StoreError(f"cannot use database URL {url!r} ({exc})", where="storage.database",
-                         fix="give a valid SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db "
-                             "(install the `scale` extra for PostgreSQL)") from None
+        raise StoreError(
+            f"cannot use database URL {url!r} ({exc})",
+            where="storage.database",
+            fix="give a valid SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db "
+            "(install the `scale` extra for PostgreSQL)",
+        ) from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -76,15 +79,19 @@ def migrate(engine: Engine) -> None:
         if current == head:
             return
         if current is not None and current > head:
-            raise SchemaError(f"the database schema ({current}) is newer than this visionloop ({head})",
-                              where=str(engine.url.render_as_string(hide_password=True)),
-                              fix="upgrade visionloop")
+            raise SchemaError(
+                f"the database schema ({current}) is newer than this visionloop ({head})",
+                where=str(engine.url.render_as_string(hide_password=True)),
+                fix="upgrade visionloop",
+            )
         with engine.begin() as conn:
             command.upgrade(_alembic_config(conn), "head")
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot reach or migrate the database ({exc.__class__.__name__}: {exc})",
-                         where=engine.url.render_as_string(hide_password=True),
-                         fix="check that the database server is running and the URL is right") from None
+        raise StoreError(
+            f"cannot reach or migrate the database ({exc.__class__.__name__}: {exc})",
+            where=engine.url.render_as_string(hide_password=True),
+            fix="check that the database server is running and the URL is right",
+        ) from None
 
 
 def table_names(engine: Engine) -> list[str]:

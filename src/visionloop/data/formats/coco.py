@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +135,7 @@ def read_coco(root: Path) -> SourceScan:
     return scan
 
 
-def write_coco(out: Path, samples: list[ExportSample], classes: list[str]) -> None:
+def write_coco(out: Path, samples: Iterable[ExportSample], classes: list[str]) -> None:
     """Write ``annotations/instances_{split}.json`` and ``images/{split}/…``."""
     (out / "annotations").mkdir(parents=True, exist_ok=True)
     cats = [{"id": i + 1, "name": c, "supercategory": "none"} for i, c in enumerate(classes)]

@@ -31,8 +31,11 @@ def detect_format(root: Path) -> str:
         return "yolo"
     if image_files(root):
         return "images"
-    raise FormatDetectionError("cannot tell the dataset's format: no COCO JSON, VOC XML, YOLO labels or images",
-                               where=str(root), fix="check the path, or pass --format voc|coco|yolo|images")
+    raise FormatDetectionError(
+        "cannot tell the dataset's format: no COCO JSON, VOC XML, YOLO labels or images",
+        where=str(root),
+        fix="check the path, or pass --format voc|coco|yolo|images",
+    )
 
 
 def read_source(root: Path, fmt: str | None = None) -> SourceScan:

@@ -11,5 +11,7 @@ def read_images(root: Path) -> SourceScan:
     scan = SourceScan("images", root)
     for image in image_files(root):
         name = rel(image, root)
-        scan.items.append(SourceItem(name, image, name, None, None, split_of(image.relative_to(root).parts[:-1])))
+        scan.items.append(
+            SourceItem(name, image, name, None, None, split_of(image.relative_to(root).parts[:-1]))
+        )
     return scan

@@ -7,6 +7,7 @@ are refused, never evaluated.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 from xml.etree.ElementTree import Element, ParseError
 
@@ -77,7 +78,7 @@ def read_voc(root: Path) -> SourceScan:
             scan.findings.append(finding("invalid_annotation", where, f"is not well-formed XML ({exc})"))
             continue
         node = tree.getroot()
-        if node.tag != "annotation":
+        if node is None or node.tag != "annotation":
             continue
         filename = _text(node, "filename")
         if filename and safe_join(root, filename) is None:
@@ -101,9 +102,9 @@ def read_voc(root: Path) -> SourceScan:
             name = _text(obj, "name")
             classes.setdefault(name, None)
             bb = obj.find("bndbox")
-            coords = [_text(bb, k, "nan") for k in ("xmin", "ymin", "xmax", "ymax")]
+            x1, y1, x2, y2 = (_text(bb, k, "nan") for k in ("xmin", "ymin", "xmax", "ymax"))
             crowd = _text(obj, "difficult", "0") == "1"
-            boxes.append(RawBox(*coords, cls=name, crowd=crowd))
+            boxes.append(RawBox(x1, y1, x2, y2, cls=name, crowd=crowd))
         size = None
         try:
             size = (int(float(_text(node, "size/width", "0"))), int(float(_text(node, "size/height", "0"))))
@@ -124,7 +125,7 @@ def _xml_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
-def write_voc(out: Path, samples: list[ExportSample], classes: list[str]) -> None:
+def write_voc(out: Path, samples: Iterable[ExportSample], classes: list[str]) -> None:
     """Write VOC: ``JPEGImages/``, ``Annotations/``, ``ImageSets/Main/{split}.txt``, ``labels.txt``."""
     (out / "JPEGImages").mkdir(parents=True, exist_ok=True)
     (out / "Annotations").mkdir(exist_ok=True)

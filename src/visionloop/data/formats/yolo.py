@@ -6,6 +6,7 @@ As in Ultralytics, an image without a label file is a background image (no boxes
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,9 @@ def _names(root: Path, scan: SourceScan) -> list[str]:
             doc: Any = yaml.safe_load(f.read_text(encoding="utf-8"))
             names = doc["names"]
         except (yaml.YAMLError, KeyError, TypeError) as exc:
-            scan.findings.append(finding("invalid_annotation", where, f"has no readable `names` list ({exc})"))
+            scan.findings.append(
+                finding("invalid_annotation", where, f"has no readable `names` list ({exc})")
+            )
             return []
         if isinstance(names, dict):
             return [str(names[k]) for k in sorted(names, key=int)]
@@ -71,7 +74,9 @@ def _parse(text: str, names: list[str], where: str, scan: SourceScan) -> list[Ra
             cls = int(vals[0])
             nums = [float(v) for v in vals[1:]]
         except ValueError:
-            scan.findings.append(finding("invalid_box", where, f"line {n} is not `class cx cy w h`: {line[:60]!r}"))
+            scan.findings.append(
+                finding("invalid_box", where, f"line {n} is not `class cx cy w h`: {line[:60]!r}")
+            )
             continue
         name = names[cls] if 0 <= cls < len(names) else f"<class index {cls}>"
         if len(nums) == 4:
@@ -81,7 +86,9 @@ def _parse(text: str, names: list[str], where: str, scan: SourceScan) -> list[Ra
             xs, ys = nums[0::2], nums[1::2]
             boxes.append(RawBox(min(xs), min(ys), max(xs), max(ys), name, normalized=True))
         else:
-            scan.findings.append(finding("invalid_box", where, f"line {n} has {len(nums)} numbers; expected 4"))
+            scan.findings.append(
+                finding("invalid_box", where, f"line {n} has {len(nums)} numbers; expected 4")
+            )
     return boxes
 
 
@@ -103,17 +110,28 @@ def read_yolo(root: Path) -> SourceScan:
         else:
             scan.items.append(SourceItem(rel(image, root), image, rel(image, root), [], None, split))
     for txt in walk_files(root):
-        if (txt.suffix == ".txt" and txt.name not in TXT_NAMES and txt.resolve() not in used
-                and "labels" in txt.relative_to(root).parts):
-            scan.findings.append(finding("annotation_without_image", rel(txt, root),
-                                         "is a label file whose image is not in the dataset"))
+        if (
+            txt.suffix == ".txt"
+            and txt.name not in TXT_NAMES
+            and txt.resolve() not in used
+            and "labels" in txt.relative_to(root).parts
+        ):
+            scan.findings.append(
+                finding(
+                    "annotation_without_image",
+                    rel(txt, root),
+                    "is a label file whose image is not in the dataset",
+                )
+            )
     return scan
 
 
-def write_yolo(out: Path, samples: list[ExportSample], classes: list[str]) -> None:
+def write_yolo(out: Path, samples: Iterable[ExportSample], classes: list[str]) -> None:
     """Write ``images/{split}/…``, ``labels/{split}/….txt`` and ``data.yaml``."""
     index = {c: i for i, c in enumerate(classes)}
+    seen = set(SPLITS[:2])
     for s in samples:
+        seen.add(s.split)
         image = out / "images" / s.split / s.name
         label = (out / "labels" / s.split / s.name).with_suffix(".txt")
         image.parent.mkdir(parents=True, exist_ok=True)
@@ -125,6 +143,6 @@ def write_yolo(out: Path, samples: list[ExportSample], classes: list[str]) -> No
             w, h = (x2 - x1) / s.width, (y2 - y1) / s.height
             lines.append(f"{index[c]} {cx:.8f} {cy:.8f} {w:.8f} {h:.8f}\n")
         label.write_text("".join(lines), encoding="utf-8")
-    splits = sorted({s.split for s in samples} | set(SPLITS[:2]), key=lambda x: SPLITS.index(x))
+    splits = sorted(seen, key=SPLITS.index)
     doc = {"path": ".", **{s: f"images/{s}" for s in splits}, "names": list(classes)}
     (out / "data.yaml").write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
