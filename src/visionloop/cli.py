@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from visionloop.errors import VisionloopError
+from visionloop.progress import progress_bar
 
 if TYPE_CHECKING:
     from visionloop.workspace import Workspace
@@ -69,33 +69,6 @@ def emit(data: Any, as_json: bool, render: Callable[[], None]) -> None:
         render()
 
 
-@contextmanager
-def progress_bar(label: str, enabled: bool = True) -> Iterator[Callable[..., None]]:
-    """A Rich progress bar; yields ``advance(n, total=None)``."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    if not enabled:
-        yield lambda n=1, total=None: None
-        return
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=False,
-    ) as bar:
-        task = bar.add_task(label, total=None)
-
-        def advance(n: int = 1, total: int | None = None) -> None:
-            if total is not None:
-                bar.update(task, total=total)
-            else:
-                bar.advance(task, n)
-
-        yield advance
-
-
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
     t = Table(title=title, title_justify="left")
     for c in columns:
@@ -113,7 +86,9 @@ def init(
     name: Annotated[str | None, typer.Option(help="Project name (default: the folder's name).")] = None,
     classes: Annotated[str, typer.Option(help="Comma-separated class names, in id order.")] = "",
     database: Annotated[str, typer.Option(help="SQLAlchemy URL of the metadata DB (default: SQLite).")] = "",
-    blobs: Annotated[str, typer.Option(help="Blob store: a folder in the workspace or an fsspec URL.")] = "blobs",
+    blobs: Annotated[
+        str, typer.Option(help="Blob store: a folder in the workspace or an fsspec URL.")
+    ] = "blobs",
     as_json: JsonOpt = False,
 ) -> None:
     """Create a workspace: visionloop.toml, the metadata database and the blob store."""

@@ -117,7 +117,7 @@ def load_settings(path: Path) -> Settings:
 def render_settings(name: str, classes: list[str], database: str = "", blobs: str = "blobs") -> str:
     """The commented ``visionloop.toml`` written by ``visionloop init``."""
     class_list = ", ".join(json.dumps(c, ensure_ascii=False) for c in classes)
-    return f'''# visionloop workspace settings. Edit freely; `visionloop` re-reads this file on every command.
+    return f"""# visionloop workspace settings. Edit freely; `visionloop` re-reads this file on every command.
 
 [project]
 name = {json.dumps(name, ensure_ascii=False)}
@@ -153,4 +153,4 @@ workers = 4
 min_new_items = 100
 # Optional cron expression, e.g. "0 3 * * 0" (Sundays at 03:00).
 schedule = ""
-'''
+"""

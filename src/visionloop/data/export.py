@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 
 from visionloop.data import labels as labelset
-from visionloop.data.formats.base import ExportSample
+from visionloop.data.formats.base import ExportSample, export_name
 from visionloop.data.formats.coco import write_coco
 from visionloop.data.formats.voc import write_voc
 from visionloop.data.formats.yolo import write_yolo
@@ -31,6 +31,7 @@ def iter_samples(
 ) -> Iterator[ExportSample]:
     """The version's items with image bytes and boxes, in manifest order."""
     items = manifest["items"]
+    taken: set[tuple[str, str]] = set()
     for i in range(0, len(items), 500):
         chunk = items[i : i + 500]
         oids = [e[0] for e in chunk]
@@ -52,7 +53,12 @@ def iter_samples(
             }
         for oid, loid, split, name in chunk:
             w, h = sizes[oid]
-            yield ExportSample(name, ws.blobs.get(oid), w, h, labelset.parse(boxes[loid]), split)
+            short = export_name(name)
+            if (split, short) in taken:  # two source folders held equal names: keep both
+                stem, dot, suffix = short.rpartition(".")
+                short = f"{stem}_{oid[:8]}.{suffix}" if dot else f"{short}_{oid[:8]}"
+            taken.add((split, short))
+            yield ExportSample(short, ws.blobs.get(oid), w, h, labelset.parse(boxes[loid]), split)
             if progress:
                 progress(1)
 

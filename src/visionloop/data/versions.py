@@ -181,7 +181,7 @@ def list_versions(ws: Workspace) -> list[VersionInfo]:
 
 
 def resolve(ws: Workspace, ref: str) -> VersionInfo:
-    """A version by full id, unique prefix (4+ hex digits) or ``latest``."""
+    """A version by full id, unique prefix (3+ hex digits) or ``latest``."""
     versions = list_versions(ws)
     if ref == "latest":
         if not versions:
@@ -189,7 +189,7 @@ def resolve(ws: Workspace, ref: str) -> VersionInfo:
                 "the workspace has no dataset version yet", fix="run `visionloop dataset snapshot -m MESSAGE`"
             )
         return versions[0]
-    hits = [v for v in versions if v.id.startswith(ref.lower())] if len(ref) >= 4 else []
+    hits = [v for v in versions if v.id.startswith(ref.lower())] if len(ref) >= 3 else []
     if len(hits) == 1:
         return hits[0]
     if len(hits) > 1:

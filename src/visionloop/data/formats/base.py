@@ -81,6 +81,19 @@ class ExportSample:
     split: str
 
 
+_LAYOUT_DIRS = frozenset({"images", "jpegimages", "labels", "train", "val", "valid", "test"})
+
+
+def export_name(name: str) -> str:
+    """An item name without the source layout's leading folders (``images/train/a.jpg`` → ``a.jpg``),
+    so each writer can lay files out its own way."""
+    parts = PurePosixPath(name).parts
+    i = 0
+    while i < len(parts) - 1 and parts[i].lower() in _LAYOUT_DIRS:
+        i += 1
+    return "/".join(parts[i:])
+
+
 def rel(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 
