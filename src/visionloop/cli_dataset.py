@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from visionloop.cli import JsonOpt, _table, _ws, dataset_app, emit, out, progress_bar
+from visionloop.cli import JsonOpt, _table, _ws, dataset_app, emit, out
+from visionloop.progress import progress_bar
 
 
 @dataset_app.command("snapshot")
