@@ -35,6 +35,8 @@ class StorageConfig(_Frozen):
     database: str = ""
     #: A path relative to the workspace or any fsspec URL (``s3://bucket/prefix``).
     blobs: str = "blobs"
+    #: Extra fsspec options for a blob URL, e.g. ``{ endpoint_url = "http://127.0.0.1:9000" }`` for S3.
+    blob_options: dict[str, Any] = Field(default_factory=dict)
 
 
 class SplitConfig(_Frozen):
@@ -114,7 +116,17 @@ def load_settings(path: Path) -> Settings:
         ) from None
 
 
-def render_settings(name: str, classes: list[str], database: str = "", blobs: str = "blobs") -> str:
+def _inline_table(options: dict[str, Any]) -> str:
+    return "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in options.items()) + " }"
+
+
+def render_settings(
+    name: str,
+    classes: list[str],
+    database: str = "",
+    blobs: str = "blobs",
+    blob_options: dict[str, Any] | None = None,
+) -> str:
     """The commented ``visionloop.toml`` written by ``visionloop init``."""
     class_list = ", ".join(json.dumps(c, ensure_ascii=False) for c in classes)
     return f"""# visionloop workspace settings. Edit freely; `visionloop` re-reads this file on every command.
@@ -132,6 +144,8 @@ database = {json.dumps(database)}
 # A folder relative to this workspace or any fsspec URL (e.g. "s3://bucket/visionloop").
 # Overridden by VISIONLOOP_BLOB_URL.
 blobs = {json.dumps(blobs)}
+# fsspec options for the blob URL, e.g. {{ endpoint_url = "http://127.0.0.1:9000" }} for S3-compatible stores.
+blob_options = {_inline_table(blob_options or {})}
 
 [split]
 # Each image's split is derived from its content hash, so it never changes as data grows.

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, insert, select
 
@@ -92,7 +93,9 @@ def _open(root: Path) -> Workspace:
     settings = load_settings(root / CONFIG_NAME)
     engine = make_engine(settings.database_url(root))
     migrate(engine)
-    blobs = BlobStore(settings.blob_url(root), tmp_dir=root / "tmp" / "blobs")
+    blobs = BlobStore(
+        settings.blob_url(root), tmp_dir=root / "tmp" / "blobs", options=dict(settings.storage.blob_options)
+    )
     ws = Workspace(root, settings, engine, blobs)
     declared = list(settings.project.classes)
     if declared and set(declared) - set(ws.classes()):
@@ -107,6 +110,7 @@ def init_workspace(
     classes: Sequence[str] = (),
     database: str = "",
     blobs: str = "blobs",
+    blob_options: dict[str, Any] | None = None,
 ) -> Workspace:
     """Create a workspace at ``directory/.visionloop`` (settings, database, blob store).
 
@@ -125,7 +129,7 @@ def init_workspace(
         check_class_name(c)
     root.mkdir(parents=True, exist_ok=True)
     default_name = project.parent.name if project.name == WORKSPACE_DIR else project.name
-    text = render_settings(name or default_name, list(dict.fromkeys(classes)), database, blobs)
+    text = render_settings(name or default_name, list(dict.fromkeys(classes)), database, blobs, blob_options)
     tmp = root / f".{CONFIG_NAME}.tmp"
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, root / CONFIG_NAME)

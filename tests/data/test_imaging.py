@@ -148,11 +148,6 @@ def test_jpeg_cut_in_half_is_truncated() -> None:
         (64, 64),
         pytest.param(
             (16, 16),
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="imaging.check_image accepts a JPEG of height <= MAX_MISSING_JPEG_ROWS (24) with "
-                "no scan data at all (every row missing) as merely missing its end marker",
-            ),
         ),
     ],
 )
@@ -162,10 +157,6 @@ def test_jpeg_without_any_scan_data_is_truncated(size: tuple[int, int]) -> None:
     assert p.rule == "truncated_image"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="imaging._missing_rows indexes im.tile[0] on a JPEG that has no scan yet; IndexError escapes",
-)
 def test_jpeg_cut_inside_headers_is_a_problem_not_a_crash() -> None:
     full = _jpeg((64, 64))
     cut = full.index(b"\xff\xc4")  # ends after a complete segment, before the Huffman tables
@@ -173,11 +164,6 @@ def test_jpeg_cut_inside_headers_is_a_problem_not_a_crash() -> None:
     assert p.rule in ("truncated_image", "undecodable_image")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="imaging.check_image: small JPEG whose decode fails even with EOI appended leaves `im` "
-    "unbound (UnboundLocalError) because missing rows <= 24 skips the raise",
-)
 def test_small_corrupt_jpeg_is_a_problem_not_a_crash() -> None:
     full = _encode(Image.new("RGB", (16, 16), (200, 30, 30)), "JPEG")
     data = full[: _scan_start(full) + 2] + b"\xff\xc0"  # a frame marker in the middle of the scan

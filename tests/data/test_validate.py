@@ -107,7 +107,13 @@ CASES: list[tuple[str, RawBox, list[Any], list[str], list[str]]] = [
         ["box_out_of_bounds"],
         ["[500, 500, 600, 600]"],
     ),
-    ("unknown-class", RawBox(10, 20, 30, 40, "dog"), [], ["unknown_class"], ["'dog'", "['cell', 'platelet']"]),
+    (
+        "unknown-class",
+        RawBox(10, 20, 30, 40, "dog"),
+        [],
+        ["unknown_class"],
+        ["'dog'", "['cell', 'platelet']"],
+    ),
     (
         "yolo-index-out-of-range",
         RawBox(0.1, 0.1, 0.2, 0.2, "<class index 7>", normalized=True),
@@ -146,7 +152,9 @@ CASES: list[tuple[str, RawBox, list[Any], list[str], list[str]]] = [
 ]
 
 
-@pytest.mark.parametrize(("box", "kept", "rules", "fragments"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("box", "kept", "rules", "fragments"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_one_box(box: RawBox, kept: list[Any], rules: list[str], fragments: list[str]) -> None:
     got, found = _run(box)
     assert len(got) == len(kept)
@@ -175,7 +183,7 @@ def test_one_box(box: RawBox, kept: list[Any], rules: list[str], fragments: list
 )
 def test_rule_severities(rule: str, severity: str) -> None:
     assert RULES[rule][0] == severity
-    assert finding(rule, "f", "m") == Finding(rule, severity, "f", "m")  # type: ignore[arg-type]
+    assert finding(rule, "f", "m") == Finding(rule, RULES[rule][0], "f", "m")
 
 
 def test_every_rule_has_a_severity_and_a_legend() -> None:

@@ -17,7 +17,8 @@ from visionloop.types import ImageInfo
 SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "BMP", "WEBP", "TIFF", "GIF"})
 EOI = b"\xff\xd9"
 #: A JPEG without its end marker is accepted (with a warning) when no more than its
-#: last row of 16×16 blocks (plus the upsampler's context rows) is incomplete.
+#: last row of 16×16 blocks (plus the upsampler's context rows) is incomplete, and
+#: at most half of its rows.
 MAX_MISSING_JPEG_ROWS = 24
 _ROTATED = {5, 6, 7, 8}
 
@@ -102,9 +103,9 @@ def check_image(data: bytes) -> CheckedImage:
             try:
                 missing = _missing_rows(data)
                 im = _decode(data + EOI)
-            except (OSError, ValueError, SyntaxError):
+            except Exception:  # any failure of the repair attempt: the image is truncated
                 missing = head.height
-            if missing > MAX_MISSING_JPEG_ROWS:
+            if missing > MAX_MISSING_JPEG_ROWS or missing * 2 > head.height:
                 raise ImageProblem(
                     "truncated_image",
                     f"is a truncated JPEG: its last {missing} of {head.height} rows are missing",

@@ -26,11 +26,11 @@ from visionloop.data.formats.base import SourceItem, SourceScan
 from visionloop.data.formats.detect import read_source
 from visionloop.data.imaging import ImageProblem, check_image
 from visionloop.data.validate import Box, Finding, check_size, finding, summarize, validate_boxes
-from visionloop.errors import StrictImportError, UnknownClassesError, UsageError
+from visionloop.errors import DataError, StrictImportError, UnknownClassesError, UsageError
 from visionloop.store import schema
 from visionloop.store.blobs import sha256_hex
 from visionloop.types import ImageInfo
-from visionloop.workspace import Workspace, utcnow
+from visionloop.workspace import Workspace, check_class_name, utcnow
 
 Progress = Callable[[int], None]
 
@@ -141,6 +141,15 @@ def _resolve_classes(ws: Workspace, scan: SourceScan, add_classes: bool) -> tupl
             where=str(scan.root),
             fix="add them to `classes` in visionloop.toml, or re-run with --add-classes",
         )
+    for name in unknown:
+        try:
+            check_class_name(name)
+        except UsageError:
+            raise DataError(
+                f"the dataset uses the class name {name!r}, which is not a valid class name",
+                where=str(scan.root),
+                fix="rename the class in the dataset (1-200 printable characters, no surrounding spaces)",
+            ) from None
     return known + unknown, unknown
 
 

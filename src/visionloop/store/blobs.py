@@ -33,7 +33,7 @@ def is_oid(text: str) -> bool:
 class BlobStore:
     """Immutable bytes by sha256; see the module docstring."""
 
-    def __init__(self, url: str, tmp_dir: Path | None = None) -> None:
+    def __init__(self, url: str, tmp_dir: Path | None = None, options: dict[str, Any] | None = None) -> None:
         self.url = url
         self.local = "://" not in url or url.startswith("file://")
         self._lock = threading.Lock()
@@ -48,8 +48,9 @@ class BlobStore:
             import fsspec
 
             try:
-                self.fs, self._root_path = fsspec.core.url_to_fs(url)
-            except (ImportError, ValueError) as exc:
+                self.fs, self._root_path = fsspec.core.url_to_fs(url, **(options or {}))
+                self.fs.makedirs(self._root_path, exist_ok=True)
+            except (ImportError, ValueError, OSError) as exc:
                 raise StoreError(
                     f"cannot open blob store {url!r} ({exc})",
                     where="storage.blobs",

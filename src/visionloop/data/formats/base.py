@@ -143,6 +143,11 @@ def image_files(root: Path) -> list[Path]:
     return out
 
 
+def inside(root: Path, path: Path) -> bool:
+    """Whether ``path`` (links resolved) lies within ``root``."""
+    return path.resolve().is_relative_to(root.resolve())
+
+
 def safe_join(root: Path, name: str) -> Path | None:
     """``root/name`` if ``name`` is a relative path that stays inside ``root``, else ``None``."""
     pure = PurePosixPath(name.replace("\\", "/"))

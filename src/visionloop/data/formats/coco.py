@@ -11,6 +11,7 @@ from visionloop.data.formats.base import (
     ExportSample,
     SourceItem,
     SourceScan,
+    inside,
     rel,
     safe_join,
     split_of,
@@ -38,7 +39,7 @@ def _image_path(root: Path, jfile: Path, name: str, split: str | None) -> Path |
         bases += [root / "images" / split, root / split, jfile.parent.parent / split]
     for base in bases:
         p = safe_join(base, name)
-        if p is not None and p.is_file():
+        if p is not None and p.is_file() and inside(root, p):
             return p
     return None
 
@@ -63,6 +64,8 @@ def _read_one(root: Path, jfile: Path, scan: SourceScan, classes: dict[str, None
     for i, ann in enumerate(anns):
         try:
             image_id, cat = ann["image_id"], int(ann["category_id"])
+            if not isinstance(image_id, int | str):
+                raise TypeError(f"image_id {image_id!r} is not a number or string")
             bbox = ann["bbox"]
             if not isinstance(bbox, list) or len(bbox) != 4:
                 raise TypeError(f"bbox {bbox!r} is not [x, y, width, height]")
@@ -80,6 +83,8 @@ def _read_one(root: Path, jfile: Path, scan: SourceScan, classes: dict[str, None
     for img in images:
         try:
             image_id, file_name = img["id"], str(img["file_name"])
+            if not isinstance(image_id, int | str):
+                raise TypeError(image_id)
         except (KeyError, TypeError):
             scan.findings.append(
                 finding(

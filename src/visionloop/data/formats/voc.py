@@ -20,6 +20,7 @@ from visionloop.data.formats.base import (
     SourceItem,
     SourceScan,
     image_files,
+    inside,
     rel,
     safe_join,
     walk_files,
@@ -52,7 +53,7 @@ def _find_image(root: Path, xml: Path, filename: str) -> Path | None:
                 candidates.append(p)
     for base in (root / "JPEGImages", xml.parent, xml.parent.parent / "JPEGImages"):
         candidates += [base / f"{xml.stem}{s}" for s in (".jpg", ".jpeg", ".png", ".JPG", ".PNG", ".bmp")]
-    return next((c for c in candidates if c.is_file()), None)
+    return next((c for c in candidates if c.is_file() and inside(root, c)), None)
 
 
 def read_voc(root: Path) -> SourceScan:
@@ -60,7 +61,13 @@ def read_voc(root: Path) -> SourceScan:
     scan = SourceScan("voc", root)
     splits = _splits(root)
     used: set[Path] = set()
+    refused: set[str] = set()  # stems of refused annotation files: their images are not imported either
     classes: dict[str, None] = {}
+    labels_txt = root / "labels.txt"
+    if labels_txt.is_file():  # written by `dataset export --format voc`: keeps the class order
+        for line in labels_txt.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                classes.setdefault(line.strip(), None)
     for xml in (p for p in walk_files(root) if p.suffix.lower() == ".xml"):
         where = rel(xml, root)
         try:
@@ -70,12 +77,19 @@ def read_voc(root: Path) -> SourceScan:
                 finding(
                     "unsafe_annotation",
                     where,
-                    f"uses XML features that are refused for safety ({type(exc).__name__})",
+                    f"uses XML features that are refused for safety ({type(exc).__name__}); "
+                    "its image is not imported",
                 )
             )
+            refused.add(xml.stem)
             continue
         except (ParseError, UnicodeDecodeError) as exc:
-            scan.findings.append(finding("invalid_annotation", where, f"is not well-formed XML ({exc})"))
+            scan.findings.append(
+                finding(
+                    "invalid_annotation", where, f"is not well-formed XML ({exc}); its image is not imported"
+                )
+            )
+            refused.add(xml.stem)
             continue
         node = tree.getroot()
         if node is None or node.tag != "annotation":
@@ -98,8 +112,11 @@ def read_voc(root: Path) -> SourceScan:
             continue
         used.add(image.resolve())
         boxes = []
-        for obj in node.findall("object"):
+        for n, obj in enumerate(node.findall("object"), 1):
             name = _text(obj, "name")
+            if not name:
+                scan.findings.append(finding("invalid_box", where, f"object {n} has no class name"))
+                continue
             classes.setdefault(name, None)
             bb = obj.find("bndbox")
             x1, y1, x2, y2 = (_text(bb, k, "nan") for k in ("xmin", "ymin", "xmax", "ymax"))
@@ -108,12 +125,12 @@ def read_voc(root: Path) -> SourceScan:
         size = None
         try:
             size = (int(float(_text(node, "size/width", "0"))), int(float(_text(node, "size/height", "0"))))
-        except ValueError:
+        except (ValueError, OverflowError):
             size = None
         name = rel(image, root)
         scan.items.append(SourceItem(name, image, where, boxes, size, splits.get(xml.stem)))
     for image in image_files(root):
-        if image.resolve() not in used and "Annotations" not in image.parts:
+        if image.resolve() not in used and "Annotations" not in image.parts and image.stem not in refused:
             scan.items.append(
                 SourceItem(rel(image, root), image, rel(image, root), None, None, splits.get(image.stem))
             )
@@ -142,8 +159,8 @@ def write_voc(out: Path, samples: Iterable[ExportSample], classes: list[str]) ->
         objs = "".join(
             f"\t<object>\n\t\t<name>{_xml_escape(c)}</name>\n\t\t<pose>Unspecified</pose>\n"
             f"\t\t<truncated>0</truncated>\n\t\t<difficult>{int(crowd)}</difficult>\n\t\t<bndbox>\n"
-            f"\t\t\t<xmin>{x1:g}</xmin>\n\t\t\t<ymin>{y1:g}</ymin>\n\t\t\t<xmax>{x2:g}</xmax>\n"
-            f"\t\t\t<ymax>{y2:g}</ymax>\n\t\t</bndbox>\n\t</object>\n"
+            f"\t\t\t<xmin>{x1:.10g}</xmin>\n\t\t\t<ymin>{y1:.10g}</ymin>\n\t\t\t<xmax>{x2:.10g}</xmax>\n"
+            f"\t\t\t<ymax>{y2:.10g}</ymax>\n\t\t</bndbox>\n\t</object>\n"
             for x1, y1, x2, y2, c, crowd in s.boxes
         )
         xml = (
