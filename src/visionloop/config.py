@@ -72,12 +72,58 @@ class PoliciesConfig(_Frozen):
     retrain: RetrainPolicy = RetrainPolicy()
 
 
+class TrainDefaults(_Frozen):
+    """Defaults of ``visionloop train`` (each is also a command-line option)."""
+
+    model: str = "ssdlite"
+    epochs: int = Field(30, ge=1)
+    imgsz: int = Field(320, ge=32)
+    batch_size: int = Field(8, ge=1)
+    lr: float = Field(0.01, gt=0)
+    augment: str = "default"
+    patience: int = Field(8, ge=1)
+    #: Stop after this many minutes of training (0 = no budget); the best checkpoint is kept.
+    time_budget_min: float = Field(0, ge=0)
+
+
+class TuneConfig(_Frozen):
+    """Search space of ``visionloop tune``."""
+
+    lr: tuple[float, float] = (0.002, 0.05)
+    epochs: tuple[int, int] = (5, 30)
+    imgsz: tuple[int, ...] = (256, 320, 416)
+    models: tuple[str, ...] = ("ssdlite",)
+    augment: tuple[str, ...] = ("light", "default")
+
+
+class GatesConfig(_Frozen):
+    """What a model version must pass before it can be promoted (``gate`` checks)."""
+
+    min_map50_95: float = Field(0.0, ge=0, le=1)
+    min_map50: float = Field(0.0, ge=0, le=1)
+    #: Per-class floors, e.g. ``{ WBC = 0.5 }``.
+    min_class_ap: dict[str, float] = Field(default_factory=dict)
+    min_class_recall: dict[str, float] = Field(default_factory=dict)
+    #: A candidate may trail the production model by at most this much mAP50-95 (absolute).
+    max_regression: float = Field(0.01, ge=0, le=1)
+    #: ONNX Runtime CPU p50 latency budget in milliseconds at the model's input size (0 = none).
+    max_latency_ms: float = Field(0, ge=0)
+    #: Size budget of the exported model in MB (0 = none).
+    max_size_mb: float = Field(0, ge=0)
+    require_approval: bool = False
+    #: Whether the person who trained a model may approve it.
+    allow_self_approval: bool = False
+
+
 class Settings(_Frozen):
     project: ProjectConfig = ProjectConfig()
     storage: StorageConfig = StorageConfig()
     split: SplitConfig = SplitConfig()
     import_: ImportConfig = Field(ImportConfig(), alias="import")
     policies: PoliciesConfig = PoliciesConfig()
+    train: TrainDefaults = TrainDefaults()
+    tune: TuneConfig = TuneConfig()
+    gates: GatesConfig = GatesConfig()
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

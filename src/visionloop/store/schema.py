@@ -105,3 +105,75 @@ dataset_versions = Table(
 )
 
 Index("ix_dataset_versions_created_at", dataset_versions.c.created_at)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # train, tune, trial
+    Column("status", String(16), nullable=False, index=True),  # running, finished, failed
+    Column("dataset_version_id", OID, ForeignKey("dataset_versions.id"), nullable=False),
+    Column("parent_id", Integer, ForeignKey("runs.id"), nullable=True),
+    Column("config", JSON, nullable=False),
+    Column("environment", JSON, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("artifacts", JSON, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),
+    Column("dataset_version_id", OID, ForeignKey("dataset_versions.id"), nullable=False),
+    Column("architecture", String(64), nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("weights_oid", OID, nullable=False),
+    Column("classes", JSON, nullable=False),
+    Column("imgsz", Integer, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("artifacts", JSON, nullable=False),
+    Column("lineage", JSON, nullable=False),
+    Column("gate_report", JSON, nullable=True),
+    Column("created_by", String(200), nullable=True),
+    Column("decided_by", String(200), nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("decision_reason", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("version", Integer, ForeignKey("model_versions.version"), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+alias_events = Table(
+    "alias_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, index=True),
+    Column("version", Integer, ForeignKey("model_versions.version"), nullable=False),
+    Column("previous_version", Integer, ForeignKey("model_versions.version"), nullable=True),
+    Column("action", String(16), nullable=False),  # promote, rollback
+    Column("actor", String(200), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+evaluations = Table(
+    "evaluations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_version", Integer, ForeignKey("model_versions.version"), nullable=False, index=True),
+    Column("dataset_version_id", OID, ForeignKey("dataset_versions.id"), nullable=False),
+    Column("split", String(16), nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("artifacts", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
