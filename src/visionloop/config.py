@@ -213,4 +213,27 @@ workers = 4
 min_new_items = 100
 # Optional cron expression, e.g. "0 3 * * 0" (Sundays at 03:00).
 schedule = ""
+
+[train]
+# Defaults of `visionloop train`; every one is also a command-line option.
+model = "ssdlite"
+epochs = 30
+imgsz = 320
+batch_size = 8
+lr = 0.01
+augment = "default"
+patience = 8
+time_budget_min = 0
+
+[gates]
+# Floors a model version must reach (0 = no floor) and its allowed regression against production.
+min_map50_95 = 0.0
+min_map50 = 0.0
+min_class_ap = {{}}
+min_class_recall = {{}}
+max_regression = 0.01
+max_latency_ms = 0
+max_size_mb = 0
+require_approval = false
+allow_self_approval = false
 """
