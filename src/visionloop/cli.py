@@ -32,6 +32,10 @@ app = typer.Typer(
 )
 dataset_app = typer.Typer(no_args_is_help=True, help="Dataset versions: snapshot, list, show, diff, export.")
 app.add_typer(dataset_app, name="dataset")
+model_app = typer.Typer(
+    no_args_is_help=True, help="Model versions: list, show, compare, promote, rollback, approve, reject."
+)
+app.add_typer(model_app, name="model")
 
 out = Console()
 err = Console(stderr=True)
@@ -230,7 +234,7 @@ def synth(
     )
 
 
-from visionloop import cli_dataset  # noqa: E402,F401  (registers the dataset commands)
+from visionloop import cli_dataset, cli_model  # noqa: E402,F401  (register their commands)
 
 
 def main() -> None:

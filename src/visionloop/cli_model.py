@@ -1,0 +1,3 @@
+"""``visionloop model …``: list, show, compare, promote, rollback, approve, reject."""
+
+from __future__ import annotations
