@@ -234,7 +234,7 @@ def synth(
     )
 
 
-from visionloop import cli_dataset, cli_model  # noqa: E402,F401  (register their commands)
+from visionloop import cli_dataset, cli_model, cli_train  # noqa: E402,F401  (register their commands)
 
 
 def main() -> None:

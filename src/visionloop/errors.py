@@ -21,9 +21,14 @@ codes in one place (``cli.py``); library code never exits the process.
     │   ├── UnsafeArchiveError
     │   ├── UnknownClassesError
     │   └── StrictImportError            ``--strict`` and at least one finding
-    └── VersionError                     exit 6
-        ├── VersionNotFoundError
-        └── AmbiguousVersionError
+    ├── VersionError                     exit 6
+    │   ├── VersionNotFoundError
+    │   └── AmbiguousVersionError
+    └── ModelError                       exit 7   model versions, aliases, gates, approvals
+        ├── ModelNotFoundError           no such model version or alias
+        ├── GateError                    a gate cannot run on this model version
+        ├── PromotionError               promote / rollback refused
+        └── ApprovalError                approve / reject refused
 """
 
 from __future__ import annotations
@@ -120,4 +125,24 @@ class VersionNotFoundError(VersionError):
 
 
 class AmbiguousVersionError(VersionError):
+    pass
+
+
+class ModelError(VisionloopError):
+    exit_code = 7
+
+
+class ModelNotFoundError(ModelError):
+    pass
+
+
+class GateError(ModelError):
+    pass
+
+
+class PromotionError(ModelError):
+    pass
+
+
+class ApprovalError(ModelError):
     pass
