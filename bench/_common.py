@@ -96,7 +96,7 @@ def warm(folder: Path) -> int:
     total = 0
     for dirpath, _dirs, files in os.walk(folder):
         for name in files:
-            with open(os.path.join(dirpath, name), "rb") as f:
+            with open(Path(dirpath) / name, "rb") as f:
                 while chunk := f.read(1 << 20):
                     total += len(chunk)
     return total
@@ -137,7 +137,19 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "visionloop": vl_version,
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def busy_warning() -> str | None:
+    """A warning when other work loads the machine (the figures then say less)."""
+    load, cpus = os.getloadavg()[0], os.cpu_count() or 1
+    if load > 0.5 * cpus:
+        return (
+            f"the 1-minute load average is {load:.2f} on {cpus} CPUs: other work is running, "
+            "so these timings are pessimistic and noisy"
+        )
+    return None
 
 
 def gib(n: float) -> str:

@@ -10,10 +10,12 @@ import pytest
 from sqlalchemy import insert
 
 from visionloop import cli
+from visionloop.config import GatesConfig
 from visionloop.data.ingest import import_dataset
 from visionloop.data.versions import snapshot
 from visionloop.registry import gate as gate_module
-from visionloop.registry.versions import register_model, set_status
+from visionloop.registry.gates import evaluate_gates
+from visionloop.registry.versions import register_model, set_gate_report, set_status
 from visionloop.store import schema
 from visionloop.workspace import Workspace, init_workspace, utcnow
 
@@ -33,7 +35,14 @@ def run(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
 
 def metrics(score: float) -> dict[str, Any]:
     per_class = {c: {"ap": score, "ap50": score + 0.2, "recall": 0.8, "n_gt": 5} for c in CLASSES}
-    return {"map50_95": score, "map50": score + 0.2, "map75": score, "ar100": 0.7, "n_images": 4, "per_class": per_class}
+    return {
+        "map50_95": score,
+        "map50": score + 0.2,
+        "map75": score,
+        "ar100": 0.7,
+        "n_images": 4,
+        "per_class": per_class,
+    }
 
 
 @pytest.fixture
@@ -115,7 +124,9 @@ def test_the_model_loop_through_the_cli(project, capsys, monkeypatch) -> None:
 
     v3 = add(project, 0.55, created_by="ann")
     set_status(project, v3, "awaiting_approval")
-    code, out, _ = run(capsys, monkeypatch, "model", "approve", str(v3), "--by", "ann", "--reason", "mine", "--json")
+    code, out, _ = run(
+        capsys, monkeypatch, "model", "approve", str(v3), "--by", "ann", "--reason", "mine", "--json"
+    )
     assert code == 7 and json.loads(out)["error"] == "ApprovalError"
     approved = ok("approve", str(v3), "--by", "bob", "--reason", "checked the per-class AP")
     assert (approved["status"], approved["decided_by"]) == ("approved", "bob")
@@ -167,6 +178,11 @@ def test_every_command_renders_for_people(project, capsys, monkeypatch) -> None:
         assert expected in out, (args, out)
     code, out, _ = run(capsys, monkeypatch, "model", "show", "1")
     assert "no_regression" in out and "Metrics per class" in out and str(project.blobs.root) in out
+    # check names with brackets are text, not console markup
+    report = evaluate_gates(metrics(0.5), None, GatesConfig(min_class_ap={"square": 0.6}))
+    set_gate_report(project, 2, report.to_dict())
+    code, out, _ = run(capsys, monkeypatch, "model", "show", "2")
+    assert "min_class_ap[square]" in out and "square AP 0.500 is 0.100 below the floor 0.600" in out
 
 
 def test_model_errors_are_messages_with_exit_codes(project, capsys, monkeypatch) -> None:

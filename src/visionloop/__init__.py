@@ -25,6 +25,17 @@ _API = {
     "export_version": "visionloop.data.export",
     "fsck": "visionloop.store.fsck",
     "generate": "visionloop.data.synth",
+    "train": "visionloop.train.run",
+    "tune": "visionloop.train.tune",
+    "evaluate_model": "visionloop.evaluate.runner",
+    "register_model": "visionloop.registry.versions",
+    "get_model": "visionloop.registry.versions",
+    "list_models": "visionloop.registry.versions",
+    "gate_model": "visionloop.registry.gate",
+    "promote": "visionloop.registry.aliases",
+    "rollback": "visionloop.registry.aliases",
+    "approve": "visionloop.registry.approvals",
+    "reject": "visionloop.registry.approvals",
 }
 
 __all__ = ["__version__", *_API]

@@ -6,8 +6,11 @@ import getpass
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
+from rich.table import Table
 
-from visionloop.cli import JsonOpt, _table, _ws, emit, model_app, out
+from visionloop.cli import JsonOpt, _ws, emit, model_app, out
+from visionloop.cli import _table as _markup_table
 
 VersionArg = Annotated[str, typer.Argument(help="Version number (3 or v3) or an alias (production, …).")]
 AliasOpt = Annotated[str, typer.Option("--alias", help="The alias to move.")]
@@ -15,6 +18,11 @@ ByOpt = Annotated[str | None, typer.Option("--by", help="Who does it (default: t
 ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why (kept in the history).")]
 DecidedByOpt = Annotated[str, typer.Option("--by", help="Who decides.")]
 DecisionReasonOpt = Annotated[str, typer.Option("--reason", help="Why.")]
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+    """A table whose cells are text, never markup (check names like ``min_class_ap[WBC]``)."""
+    return _markup_table(escape(title), columns, [[escape(str(x)) for x in r] for r in rows])
 
 
 def _user() -> str | None:
@@ -90,12 +98,14 @@ def show(version: VersionArg, as_json: JsonOpt = False) -> None:
             if m.decided_by
             else ""
         )
+        out.print(f"Model version [bold]v{m.version}[/]", highlight=False)
         out.print(
-            f"Model version [bold]v{m.version}[/] ({m.status}; aliases: {', '.join(data['aliases']) or '-'})\n"
+            f"  status: {m.status}; aliases: {', '.join(data['aliases']) or '-'}\n"
             f"  architecture: {m.architecture} at {m.imgsz} px, classes: {', '.join(m.classes)}\n"
             f"  run: {m.run_id}   dataset version: {m.dataset_version_id}\n"
             f"  created: {m.created_at} by {m.created_by or '-'}{decided}",
             highlight=False,
+            markup=False,
         )
         mt = m.metrics
         out.print(
@@ -128,7 +138,7 @@ def show(version: VersionArg, as_json: JsonOpt = False) -> None:
         if m.lineage:
             out.print("Lineage")
             for k, v in m.lineage.items():
-                out.print(f"  {k}: {v}", highlight=False)
+                out.print(f"  {k}: {v}", highlight=False, markup=False)
         arows = [[name, oid[:12], paths[name]] for name, oid in blobs.items()]
         out.print(_table("Artifacts", ["name", "blob", "path"], arows))
 
@@ -244,7 +254,7 @@ def approve(
     from visionloop.registry.approvals import approve as decide
 
     m = decide(_ws(), version, by=by, reason=reason)
-    emit(m.to_dict(), as_json, lambda: out.print(f"v{m.version} approved by {m.decided_by}"))
+    emit(m.to_dict(), as_json, lambda: out.print(f"v{m.version} approved by {m.decided_by}", markup=False))
 
 
 @model_app.command("reject")
@@ -255,7 +265,7 @@ def reject(
     from visionloop.registry.approvals import reject as decide
 
     m = decide(_ws(), version, by=by, reason=reason)
-    emit(m.to_dict(), as_json, lambda: out.print(f"v{m.version} rejected by {m.decided_by}"))
+    emit(m.to_dict(), as_json, lambda: out.print(f"v{m.version} rejected by {m.decided_by}", markup=False))
 
 
 @model_app.command("history")

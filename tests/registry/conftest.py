@@ -26,7 +26,9 @@ def make_metrics(map50_95: float = 0.5, **per_class_ap: float) -> dict[str, Any]
         "map75": map50_95,
         "ar100": min(1.0, map50_95 + 0.1),
         "n_images": 4,
-        "per_class": {c: {"ap": ap, "ap50": min(1.0, ap + 0.3), "recall": 0.8, "n_gt": 5} for c, ap in aps.items()},
+        "per_class": {
+            c: {"ap": ap, "ap50": min(1.0, ap + 0.3), "recall": 0.8, "n_gt": 5} for c, ap in aps.items()
+        },
     }
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import threading
 
 import pytest
@@ -156,5 +157,5 @@ def test_concurrent_promotes_keep_one_unbroken_history(any_models) -> None:
     history = alias_history(ws)
     assert sorted(e.to_version for e in history) == versions
     assert history[0].from_version is None
-    assert all(b.from_version == a.to_version for a, b in zip(history, history[1:], strict=False))
+    assert all(b.from_version == a.to_version for a, b in itertools.pairwise(history))
     assert resolve_alias(ws, "production") == history[-1].to_version

@@ -36,7 +36,9 @@ def test_the_trainer_cannot_approve_their_own_model(models) -> None:
 
 
 def test_self_approval_when_allowed(models) -> None:
-    models.ws.settings = models.ws.settings.model_copy(update={"gates": GatesConfig(allow_self_approval=True)})
+    models.ws.settings = models.ws.settings.model_copy(
+        update={"gates": GatesConfig(allow_self_approval=True)}
+    )
     v = awaiting(models, created_by="ann")
     assert approve(models.ws, v, by="ann", reason="solo project").status == "approved"
 
@@ -55,7 +57,9 @@ def test_only_a_model_awaiting_approval_can_be_approved(models, status, fix) -> 
     set_status(models.ws, v, status)
     with pytest.raises(ApprovalError) as e:
         approve(models.ws, v, by="reviewer", reason="ok")
-    assert e.value.what == f"model version 1 is `{status}`: only a version `awaiting_approval` can be approved"
+    assert (
+        e.value.what == f"model version 1 is `{status}`: only a version `awaiting_approval` can be approved"
+    )
     assert e.value.fix == fix
     assert get_model(models.ws, v).status == status
 

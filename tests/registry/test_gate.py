@@ -51,7 +51,9 @@ def newer_dataset(models) -> str:
     return newer.id
 
 
-def test_production_is_evaluated_on_the_candidates_dataset_version(models, in_production, newer_dataset) -> None:
+def test_production_is_evaluated_on_the_candidates_dataset_version(
+    models, in_production, newer_dataset
+) -> None:
     candidate = models(dataset_version_id=newer_dataset)
     fake = FakeEvaluate(models, {candidate: 0.50, in_production: 0.45})
     report = gate_model(models.ws, candidate, evaluate=fake)
@@ -63,13 +65,15 @@ def test_production_is_evaluated_on_the_candidates_dataset_version(models, in_pr
     assert m.gate_report["production_version"] == in_production
     assert m.gate_report["dataset_version_id"] == newer_dataset and m.gate_report["split"] == "test"
     assert m.gate_report["production_metrics"]["map50_95"] == 0.45
-    regression = [c for c in report.checks if c.name == "no_regression"][0]
+    regression = next(c for c in report.checks if c.name == "no_regression")
     assert regression.detail == "mAP50-95 0.500 is 0.050 above production v1 (0.450); allowed drop 0.010"
 
 
 def test_a_worse_candidate_fails_its_gate(models, in_production) -> None:
     candidate = models()
-    report = gate_model(models.ws, candidate, evaluate=FakeEvaluate(models, {candidate: 0.40, in_production: 0.45}))
+    report = gate_model(
+        models.ws, candidate, evaluate=FakeEvaluate(models, {candidate: 0.40, in_production: 0.45})
+    )
     assert not report.passed
     assert get_model(models.ws, candidate).status == "gate_failed"
     assert [c.name for c in report.failed()] == ["no_regression"]
@@ -127,25 +131,18 @@ def test_evaluate_must_return_metrics(models) -> None:
         gate_model(models.ws, v, evaluate=lambda *a: [])  # type: ignore[arg-type,return-value]
 
 
-@pytest.mark.parametrize("takes_ws", [False, True])
-def test_default_evaluate_calls_the_runner(models, monkeypatch, takes_ws) -> None:
+def test_default_evaluate_calls_the_runner(models, monkeypatch) -> None:
     calls = []
-    if takes_ws:
 
-        def evaluate_metrics(ws, model_version, dataset_version_id, split):
-            calls.append((ws, model_version, dataset_version_id, split))
-            return {"map50_95": 0.5}
-    else:
-
-        def evaluate_metrics(model_version, dataset_version_id, split):  # type: ignore[misc]
-            calls.append((model_version, dataset_version_id, split))
-            return {"map50_95": 0.5}
+    def evaluate_metrics(ws, model_version, dataset_version_id, split):
+        calls.append((ws, model_version, dataset_version_id, split))
+        return {"map50_95": 0.5}
 
     runner = types.ModuleType("visionloop.evaluate.runner")
     runner.evaluate_metrics = evaluate_metrics  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "visionloop.evaluate.runner", runner)
     assert gate_module.default_evaluate(models.ws)(3, "abc", "test") == {"map50_95": 0.5}
-    assert calls == [((models.ws,) if takes_ws else ()) + (3, "abc", "test")]
+    assert calls == [(models.ws, 3, "abc", "test")]
 
 
 def test_the_runner_is_imported_only_when_a_gate_runs() -> None:

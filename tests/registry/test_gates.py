@@ -228,7 +228,9 @@ def test_each_check(candidate, production, cfg, kwargs, name, status, detail) ->
 
 
 def test_values_and_thresholds_are_reported() -> None:
-    report = evaluate_gates(metrics(0.412), metrics(0.473), GatesConfig(min_map50_95=0.3), production_version=3)
+    report = evaluate_gates(
+        metrics(0.412), metrics(0.473), GatesConfig(min_map50_95=0.3), production_version=3
+    )
     assert check(report, "min_map50_95") == Check(
         "min_map50_95", 0.412, 0.3, "pass", "mAP50-95 0.412 meets the floor 0.300"
     )
@@ -237,10 +239,14 @@ def test_values_and_thresholds_are_reported() -> None:
 
 
 def test_a_deliberately_worse_candidate_is_refused_with_the_amount() -> None:
-    report = evaluate_gates(metrics(0.30), metrics(0.50), GatesConfig(max_regression=0.02), production_version=7)
+    report = evaluate_gates(
+        metrics(0.30), metrics(0.50), GatesConfig(max_regression=0.02), production_version=7
+    )
     assert not report.passed and report.complete
     assert [c.name for c in report.failed()] == ["no_regression"]
-    assert report.failed()[0].detail == "mAP50-95 0.300 is 0.200 below production v7 (0.500); allowed drop 0.020"
+    assert (
+        report.failed()[0].detail == "mAP50-95 0.300 is 0.200 below production v7 (0.500); allowed drop 0.020"
+    )
 
 
 def test_an_unmeasured_budget_never_passes_and_leaves_the_report_incomplete() -> None:
@@ -259,8 +265,13 @@ def test_budgets_without_a_limit_are_not_checked() -> None:
 def test_a_candidate_without_metrics_fails_its_floors() -> None:
     report = evaluate_gates({}, metrics(0.4), GatesConfig(), production_version=1)
     assert [c.status for c in report.checks] == ["fail", "fail", "fail"]
-    assert check(report, "min_map50_95").detail == "the candidate's metrics have no mAP50-95; its floor is 0.000"
-    assert check(report, "no_regression").detail == "the candidate's metrics have no mAP50-95; production v1 has 0.400"
+    assert (
+        check(report, "min_map50_95").detail == "the candidate's metrics have no mAP50-95; its floor is 0.000"
+    )
+    assert (
+        check(report, "no_regression").detail
+        == "the candidate's metrics have no mAP50-95; production v1 has 0.400"
+    )
 
 
 def test_report_round_trips_through_a_dict() -> None:

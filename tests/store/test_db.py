@@ -12,7 +12,7 @@ from visionloop.workspace import init_workspace, open_workspace
 
 
 def test_migrations_create_exactly_the_schema(any_ws) -> None:
-    names = set(table_names(any_ws.engine)) - {"alembic_version"}
+    names = set(table_names(any_ws.engine)) - {"visionloop_schema_version"}
     assert names == set(schema.metadata.tables)
     assert current_revision(any_ws.engine) == head_revision()
 

@@ -50,6 +50,7 @@ class AliasEvent:
 
 
 def check_alias_name(name: str) -> None:
+    """Refuse names that cannot be told apart from a version number or are not plain words."""
     if not _ALIAS_NAME.match(name) or parse_version(name) is not None:
         raise UsageError(
             f"invalid alias name {name!r}",
@@ -203,8 +204,9 @@ def promote(
         reason = f"forced while `{model.status}`" + (f": {reason}" if reason else "")
     for _ in range(_MAX_TRIES):
         seen = _current(ws, alias)
-        if seen is not None and seen[0] == model.version:
-            return alias_history(ws, alias)[-1]
+        history = alias_history(ws, alias) if seen is not None and seen[0] == model.version else []
+        if history:
+            return history[-1]
         event = _move(ws, alias, seen, model.version, "promote", actor, reason)
         if event is not None:
             return event

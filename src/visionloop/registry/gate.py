@@ -9,7 +9,6 @@ or ``gate_failed``.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from importlib import import_module
 from typing import Any
@@ -35,10 +34,7 @@ def default_evaluate(ws: Workspace) -> Evaluate:
             f"cannot evaluate model versions here ({exc})",
             fix="install the train extra: pip install -e '.[train]'",
         ) from None
-    params = list(inspect.signature(fn).parameters)
-    if params and params[0] == "ws":  # the runner may take the workspace first
-        return lambda v, d, s: dict(fn(ws, v, d, s))
-    return lambda v, d, s: dict(fn(v, d, s))
+    return lambda v, d, s: dict(fn(ws, v, d, s))
 
 
 def _evaluated(evaluate: Evaluate, version: int, dataset_version_id: str) -> dict[str, Any]:

@@ -25,6 +25,8 @@ _LABELS = {"map50_95": "mAP50-95", "map50": "mAP50", "ap": "AP", "recall": "reca
 
 @dataclass(frozen=True)
 class Check:
+    """One check: its value, the threshold it is held to, the verdict and a sentence with the numbers."""
+
     name: str
     value: float | None
     threshold: float | None
@@ -34,12 +36,15 @@ class Check:
 
 @dataclass(frozen=True)
 class GateReport:
+    """Every check of one gate; ``passed``: none failed; ``complete``: all ran."""
+
     checks: tuple[Check, ...]
     passed: bool
     complete: bool
 
     @classmethod
     def of(cls, checks: list[Check]) -> GateReport:
+        """The report of ``checks`` (``passed`` and ``complete`` follow from them)."""
         return cls(
             tuple(checks),
             passed=all(c.status != "fail" for c in checks),
@@ -47,6 +52,7 @@ class GateReport:
         )
 
     def failed(self) -> list[Check]:
+        """The checks that failed."""
         return [c for c in self.checks if c.status == "fail"]
 
     def to_dict(self) -> dict[str, Any]:

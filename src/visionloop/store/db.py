@@ -15,6 +15,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from visionloop.errors import SchemaError, StoreError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+#: Our own name for Alembic's bookkeeping table: Optuna, which shares the database, uses the default.
+VERSION_TABLE = "visionloop_schema_version"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -65,7 +67,7 @@ def current_revision(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as conn:
-        rev = MigrationContext.configure(conn).get_current_revision()
+        rev = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
         return None if rev is None else str(rev)
 
 

@@ -49,7 +49,7 @@ def load_split(
             q = select(schema.labels.c.oid, schema.labels.c.boxes).where(
                 schema.labels.c.oid.in_(loids[i : i + 500])
             )
-            texts.update(dict(conn.execute(q).tuples().all()))
+            texts.update({str(r[0]): str(r[1]) for r in conn.execute(q)})
     samples = []
     for oid, loid, _split, name in entries:
         rgb = load_rgb(ws.blobs.get(oid))

@@ -107,11 +107,12 @@ def predict(
     out: list[Detections] = []
     for i in range(0, len(images), batch):
         for r in model([im.to(device) for im in images[i : i + batch]]):
+            keep = r["labels"] > 0  # one-stage heads also score logit 0, which is never a class here
             out.append(
                 Detections(
-                    r["boxes"].float().cpu().numpy(),
-                    r["labels"].cpu().numpy() - 1,
-                    r["scores"].float().cpu().numpy(),
+                    r["boxes"][keep].float().cpu().numpy(),
+                    r["labels"][keep].cpu().numpy() - 1,
+                    r["scores"][keep].float().cpu().numpy(),
                 )
             )
     return out

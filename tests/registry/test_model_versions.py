@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from visionloop.errors import BlobNotFoundError, ModelError, ModelNotFoundError, StoreError, VersionNotFoundError
+from visionloop.errors import (
+    BlobNotFoundError,
+    ModelError,
+    ModelNotFoundError,
+    StoreError,
+    VersionNotFoundError,
+)
 from visionloop.registry import versions
 from visionloop.registry.aliases import promote
 from visionloop.registry.versions import (
@@ -170,7 +176,13 @@ for _ in range(int(n)):
 def test_concurrent_registrations_get_distinct_consecutive_versions(any_models, tmp_path: Path) -> None:
     """8 threads and 4 processes register at once: every version is taken exactly once, 1..N."""
     ws, go = any_models.ws, tmp_path / "go"
-    args = [str(ws.root), str(go), any_models.dataset_version_id, str(any_models.run_id), any_models.weights_oid]
+    args = [
+        str(ws.root),
+        str(go),
+        any_models.dataset_version_id,
+        str(any_models.run_id),
+        any_models.weights_oid,
+    ]
     procs = [
         subprocess.Popen([sys.executable, "-c", WORKER, *args, "4"], stdout=subprocess.PIPE, text=True)
         for _ in range(4)
