@@ -8,22 +8,13 @@ from pathlib import Path
 import pytest
 import typer.main
 
+from _helpers import run_cli
 from visionloop import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str
-) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["visionloop", *args])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+run = run_cli
 
 
 def _commands() -> list[list[str]]:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import insert
 
-from visionloop import cli
+from _helpers import run_cli
 from visionloop.config import GatesConfig
 from visionloop.data.ingest import import_dataset
 from visionloop.data.versions import snapshot
@@ -22,15 +21,7 @@ from visionloop.workspace import Workspace, init_workspace, utcnow
 CLASSES = ["disc", "square", "triangle", "cross"]
 
 
-def run(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["visionloop", *args])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+run = run_cli
 
 
 def metrics(score: float) -> dict[str, Any]:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 
+from _helpers import jpeg, write
 from visionloop.data.formats.base import ExportSample, SourceItem, SourceScan
 from visionloop.data.formats.coco import read_coco, write_coco
 from visionloop.data.formats.detect import detect_format, read_source
@@ -26,18 +25,10 @@ W, H = 40, 30
 
 
 def _jpeg(seed: int = 0, size: tuple[int, int] = (W, H)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, (seed * 37 % 256, seed * 91 % 256, 120)).save(buf, "JPEG")
-    return buf.getvalue()
+    return jpeg(seed, size)
 
 
-def _write(path: Path, data: bytes | str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(data, str):
-        path.write_text(data, encoding="utf-8")
-    else:
-        path.write_bytes(data)
-    return path
+_write = write
 
 
 def _by_name(scan: SourceScan) -> dict[str, SourceItem]:

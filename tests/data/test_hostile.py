@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from _helpers import jpeg, write
 from visionloop.data.ingest import ImportResult, import_dataset
 from visionloop.errors import (
     DataError,
@@ -36,18 +37,10 @@ PASSWD = Path("/etc/passwd")
 
 
 def _jpeg(seed: int = 0, size: tuple[int, int] = (W, H)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, (seed * 37 % 256, seed * 91 % 256, 120)).save(buf, "JPEG")
-    return buf.getvalue()
+    return jpeg(seed, size)
 
 
-def _write(path: Path, data: bytes | str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(data, str):
-        path.write_text(data, encoding="utf-8")
-    else:
-        path.write_bytes(data)
-    return path
+_write = write
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

@@ -208,39 +208,15 @@ def _record(conn: Connection, accepted: list[_Checked], import_id: int) -> tuple
             if c.boxes is None:
                 unchanged += 1
                 continue
-            text, loid = labelset.canonical(c.boxes)
-            if loid == labels_oid:
+            if labelset.canonical(c.boxes)[1] == labels_oid:
                 unchanged += 1
                 continue
             relabel.append(c.oid)
-            label_rows.append(
-                {
-                    "image_oid": c.oid,
-                    "oid": loid,
-                    "boxes": text,
-                    "n_boxes": len(c.boxes),
-                    "origin": "import",
-                    "author": None,
-                    "parent_id": labels_id,
-                    "created_at": now,
-                }
-            )
+            label_rows.append(labelset.row(c.oid, c.boxes, now, parent_id=labels_id))
         else:
             new_items.append(c)
             if c.boxes is not None:
-                text, loid = labelset.canonical(c.boxes)
-                label_rows.append(
-                    {
-                        "image_oid": c.oid,
-                        "oid": loid,
-                        "boxes": text,
-                        "n_boxes": len(c.boxes),
-                        "origin": "import",
-                        "author": None,
-                        "parent_id": None,
-                        "created_at": now,
-                    }
-                )
+                label_rows.append(labelset.row(c.oid, c.boxes, now))
     ids: dict[str, int] = {}
     if label_rows:
         returned = conn.execute(

@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from visionloop.data.validate import Box
@@ -24,6 +25,29 @@ def canonical(boxes: Sequence[Box]) -> tuple[str, str]:
         recs.append(rec)
     text = json.dumps(recs, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return text, hashlib.sha256(text.encode()).hexdigest()
+
+
+def row(
+    image_oid: str,
+    boxes: Sequence[Box],
+    created_at: datetime,
+    *,
+    parent_id: int | None = None,
+    origin: str = "import",
+    author: str | None = None,
+) -> dict[str, Any]:
+    """A ``labels`` table row for a new revision of the boxes on one image."""
+    text, oid = canonical(boxes)
+    return {
+        "image_oid": image_oid,
+        "oid": oid,
+        "boxes": text,
+        "n_boxes": len(boxes),
+        "origin": origin,
+        "author": author,
+        "parent_id": parent_id,
+        "created_at": created_at,
+    }
 
 
 def parse(text: str) -> list[Box]:

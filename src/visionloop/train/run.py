@@ -234,6 +234,8 @@ def _conclude(
         "stopped": state.stopped,
         "history": state.history,
         "eval_split": split,
+        "model": cfg.model,
+        "imgsz": cfg.imgsz,
     }
     _finish_run(ws, run_id, status="finished", metrics={**metrics, "fit": fit_info}, artifacts=artifacts)
     model_version = register_run(ws, run_id, created_by=created_by) if register else None

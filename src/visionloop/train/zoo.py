@@ -57,6 +57,10 @@ def _frcnn_mobile(num_classes: int, imgsz: int) -> nn.Module:
             box_detections_per_img=300,
             rpn_pre_nms_top_n_test=300,
             rpn_post_nms_top_n_test=300,
+            # a CPU-sized second stage: far fewer proposals and RoI samples than the COCO recipe
+            rpn_pre_nms_top_n_train=1000,
+            rpn_post_nms_top_n_train=500,
+            box_batch_size_per_image=128,
         ),
     )
 
@@ -95,64 +99,6 @@ def _retinanet_r50(num_classes: int, imgsz: int) -> nn.Module:
     )
 
 
-def _fcos_r18(num_classes: int, imgsz: int) -> nn.Module:
-    """FCOS (anchor-free) on a ResNet-18 FPN slimmed for CPUs: 128-channel P3-P5, a 2-conv head."""
-    from torchvision.models.detection import FCOS
-    from torchvision.models.detection.anchor_utils import AnchorGenerator
-    from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
-    from torchvision.models.detection.fcos import FCOSHead
-    from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
-
-    backbone = resnet_fpn_backbone(
-        backbone_name="resnet18",
-        weights=None,
-        trainable_layers=5,
-        returned_layers=[2, 3, 4],
-        extra_blocks=LastLevelMaxPool(),
-    )
-    backbone.out_channels = 256
-    anchors = AnchorGenerator(sizes=((16,), (32,), (64,), (128,)), aspect_ratios=((1.0,),) * 4)
-    head = FCOSHead(256, 1, num_classes, num_convs=2)
-    model = FCOS(
-        backbone,
-        num_classes,
-        min_size=imgsz,
-        max_size=imgsz,
-        anchor_generator=anchors,
-        head=head,
-        score_thresh=0.01,
-        detections_per_img=300,
-        topk_candidates=1000,
-    )
-    return cast(nn.Module, model)
-
-
-def _fcos_mobile(num_classes: int, imgsz: int) -> nn.Module:
-    """FCOS (anchor-free) on a MobileNetV3-Large FPN."""
-    from torchvision.models.detection import FCOS
-    from torchvision.models.detection.anchor_utils import AnchorGenerator
-    from torchvision.models.detection.backbone_utils import mobilenet_backbone
-    from torchvision.models.detection.fcos import FCOSHead
-
-    backbone = mobilenet_backbone(
-        backbone_name="mobilenet_v3_large", weights=None, fpn=True, trainable_layers=6
-    )
-    anchors = AnchorGenerator(sizes=((32,), (64,), (128,)), aspect_ratios=((1.0,),) * 3)
-    head = FCOSHead(backbone.out_channels, 1, num_classes, num_convs=2)
-    model = FCOS(
-        backbone,
-        num_classes,
-        min_size=imgsz,
-        max_size=imgsz,
-        anchor_generator=anchors,
-        head=head,
-        score_thresh=0.01,
-        detections_per_img=300,
-        topk_candidates=1000,
-    )
-    return cast(nn.Module, model)
-
-
 ZOO: dict[str, Architecture] = {
     a.name: a
     for a in (
@@ -165,13 +111,6 @@ ZOO: dict[str, Architecture] = {
             _frcnn_mobile,
             True,
         ),
-        Architecture(
-            "fcos-r18",
-            "FCOS + ResNet-18 FPN, slim head: anchor-free, learns fast from scratch",
-            _fcos_r18,
-            True,
-        ),
-        Architecture("fcos-mobile", "FCOS + MobileNetV3-Large FPN: anchor-free, mobile", _fcos_mobile, True),
         Architecture("frcnn-r50", "Faster R-CNN v2 + ResNet-50 FPN: strong, for GPUs", _frcnn_r50, False),
         Architecture(
             "retinanet-r50", "RetinaNet v2 + ResNet-50 FPN: strong one-stage, for GPUs", _retinanet_r50, False
