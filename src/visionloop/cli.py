@@ -179,13 +179,19 @@ def import_(
 
 
 @app.command()
-def fsck(as_json: JsonOpt = False) -> None:
+def fsck(
+    clean_temp: Annotated[
+        bool,
+        typer.Option("--clean-temp", help="Remove temp files of interrupted writes (not during an import)."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Re-hash every blob and check every reference in the workspace."""
     from visionloop.store.fsck import fsck as run_fsck
 
     ws = _ws()
     with progress_bar("Checking blobs", not as_json) as advance:
-        rep = run_fsck(ws, progress=advance)
+        rep = run_fsck(ws, progress=advance, clean_temp=clean_temp)
 
     def render() -> None:
         for e in rep.errors:

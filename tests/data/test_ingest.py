@@ -122,19 +122,19 @@ def test_kill_9_mid_import_leaves_a_clean_workspace(tmp_path: Path) -> None:
     ws = init_workspace(tmp_path / "p")
     ws.close()
     proc = subprocess.Popen([sys.executable, "-c", _RUNNER, str(tmp_path / "p"), str(data)])
-    blobs = tmp_path / "p" / ".visionloop" / "blobs"
+    staged = tmp_path / "p" / ".visionloop" / "tmp" / "blobs"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and sum(1 for _ in blobs.glob("??/*")) < 20:
+    while time.monotonic() < deadline and sum(1 for _ in staged.glob("*.tmp")) < 20:
         time.sleep(0.005)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     ws = open_workspace(tmp_path / "p")
-    written = sum(1 for _ in ws.blobs)
-    assert 0 < written < 400, "the kill landed in the middle of the import"
+    assert len(ws.blobs.temp_files()) >= 20, "the kill landed in the middle of the import"
     rep = fsck(ws)
     assert rep.ok, rep.errors
-    assert _count(ws, schema.items) == 0
+    assert rep.temp_files >= 20 and _count(ws, schema.items) == 0
     res = import_dataset(ws, data)
     assert res.new == 400
-    rep = fsck(ws)
+    rep = fsck(ws, clean_temp=True)
     assert rep.ok and rep.unreferenced == []
+    assert ws.blobs.temp_files() == []

@@ -60,3 +60,20 @@ def test_oid_shape() -> None:
     assert not is_oid("../etc/passwd")
     with pytest.raises(BlobNotFoundError):
         BlobStore("memory://x").get("../../etc/passwd")
+
+
+def test_staged_blobs_appear_only_when_published(tmp_path: Path) -> None:
+    store = BlobStore(str(tmp_path / "b"))
+    oid = store.stage(b"bulk")
+    assert store.stage(b"bulk") == oid
+    assert not store.has(oid) and len(store.temp_files()) == 1
+    assert store.publish_staged() == 1
+    assert store.get(oid, verify=True) == b"bulk"
+    assert store.temp_files() == [] and store.publish_staged() == 0
+
+
+def test_discarded_staged_blobs_leave_nothing(tmp_path: Path) -> None:
+    store = BlobStore(str(tmp_path / "b"))
+    oid = store.stage(b"abandoned")
+    store.discard_staged()
+    assert not store.has(oid) and store.temp_files() == []

@@ -117,7 +117,7 @@ def _check(item: SourceItem, classes: list[str], tolerance: float, store: Any) -
         out.findings += found
     out.info, out.oid = info, sha256_hex(checked.data)
     if store is not None:
-        store.put_bytes(checked.data, out.oid)
+        store.stage(checked.data, out.oid)
     return out
 
 
@@ -339,8 +339,8 @@ def import_dataset(
             findings=findings,
         )
         report = json.dumps(result.to_dict(), indent=1).encode()
-        report_oid = ws.blobs.put_bytes(report)
-        ws.blobs.flush()
+        report_oid = ws.blobs.stage(report)
+        ws.blobs.publish_staged()  # every blob is durable before the rows naming them commit
         with ws.engine.begin() as conn:
             if added:
                 n = len(classes) - len(added)
@@ -371,5 +371,6 @@ def import_dataset(
         report_path.write_text(json.dumps(result.to_dict(), indent=1), encoding="utf-8")
         return result
     finally:
+        ws.blobs.discard_staged()
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)

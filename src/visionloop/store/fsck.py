@@ -43,8 +43,11 @@ class FsckReport:
         }
 
 
-def fsck(ws: Workspace, progress: Callable[[int], None] | None = None) -> FsckReport:
-    """Check the whole workspace; see the module docstring."""
+def fsck(
+    ws: Workspace, progress: Callable[[int], None] | None = None, *, clean_temp: bool = False
+) -> FsckReport:
+    """Check the whole workspace; see the module docstring. ``clean_temp`` removes the temp files of
+    interrupted writes (do not use it while an import is running)."""
     rep = FsckReport()
     present: set[str] = set()
     for oid in ws.blobs:
@@ -62,7 +65,11 @@ def fsck(ws: Workspace, progress: Callable[[int], None] | None = None) -> FsckRe
         rep.blobs_checked += 1
         if progress:
             progress(1)
-    rep.temp_files = len(ws.blobs.temp_files())
+    temps = ws.blobs.temp_files()
+    rep.temp_files = len(temps)
+    if clean_temp:
+        for path in temps:
+            path.unlink(missing_ok=True)
     referenced: set[str] = set()
 
     def need(oid: str, what: str) -> None:

@@ -102,6 +102,31 @@ def train_one_epoch(
     return total / max(1, n)
 
 
+@torch.no_grad()
+def precise_bn(
+    model: nn.Module, loader: DataLoader[Any], device: torch.device, max_batches: int = 16
+) -> None:
+    """Re-estimate BatchNorm statistics as a true average over ``max_batches`` training batches.
+
+    Trained briefly from scratch with small batches, a detector's running averages trail the
+    per-batch statistics it learned with, and in eval mode it predicts the same boxes for every
+    image. Averaging afresh (PreciseBN) before every validation fixes that."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    model.train()
+    for i, (images, targets) in enumerate(loader):
+        if i >= max_batches:
+            break
+        model([im.to(device) for im in images], [{k: v.to(device) for k, v in t.items()} for t in targets])
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+
+
 @torch.inference_mode()
 def predict(
     model: nn.Module, images: Sequence[torch.Tensor], device: torch.device, batch: int = 8
@@ -158,6 +183,7 @@ def fit(
         loader.generator.manual_seed(cfg.seed * 1000 + epoch)  # the shuffle order of each epoch
         t0 = time.monotonic()
         loss = train_one_epoch(model, opt, sched, loader, device, scaler, hook)
+        precise_bn(model, loader, device)
         score = validate(model)
         state.epoch = epoch + 1
         state.history.append(

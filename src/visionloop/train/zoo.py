@@ -125,4 +125,11 @@ def build_model(name: str, n_classes: int, imgsz: int) -> nn.Module:
         raise UsageError(f"unknown model {name!r}", fix=f"choose one of {', '.join(ZOO)}")
     if n_classes < 1:
         raise UsageError("a detector needs at least one class", fix="import labeled data first")
-    return ZOO[name].build(n_classes + 1, imgsz)
+    model = ZOO[name].build(n_classes + 1, imgsz)
+    for module in model.modules():
+        # torchvision's mobile backbones use BatchNorm momentum 0.01-0.03, tuned for 600-epoch
+        # ImageNet-style recipes: after a short run from scratch their running statistics are still
+        # mostly the initial ones and the model in eval mode predicts garbage. 0.1 tracks them.
+        if isinstance(module, nn.BatchNorm2d):
+            module.momentum = 0.1
+    return model
