@@ -132,10 +132,12 @@ class BlobStore:
         ready = [(oid, tmp) for oid, tmp in staged.items() if tmp is not None]
         if not ready:
             return 0
-        os.sync()
+        os.sync()  # the data of every staged file
         for oid, tmp in ready:
             self._publish(tmp, self.path(oid))
-        self.flush()
+        os.sync()  # every rename (one call instead of an fsync per folder)
+        with self._lock:
+            self._dirty_dirs.clear()
         return len(ready)
 
     def flush(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -112,13 +114,17 @@ def split_of(parts: tuple[str, ...] | str) -> str | None:
 
 
 def walk_files(root: Path) -> Iterator[Path]:
-    """Every regular file under ``root``, sorted, skipping hidden and macOS junk."""
-    for path in sorted(root.rglob("*")):
-        parts = path.relative_to(root).parts
-        if any(p.startswith(".") or p == "__MACOSX" for p in parts):
-            continue
-        if path.is_file() and not path.is_symlink():
-            yield path
+    """Every regular file under ``root`` in sorted order, skipping hidden files, macOS junk and
+    symbolic links (a dataset never reaches outside its folder)."""
+    for dirpath, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__MACOSX")
+        base = Path(dirpath)
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            path = base / name
+            if not path.is_symlink():
+                yield path
 
 
 _MAGIC = (b"\xff\xd8", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
@@ -143,9 +149,20 @@ def image_files(root: Path) -> list[Path]:
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def _real(root: str) -> str:
+    return os.path.realpath(root)
+
+
 def inside(root: Path, path: Path) -> bool:
     """Whether ``path`` (links resolved) lies within ``root``."""
-    return path.resolve().is_relative_to(root.resolve())
+    real_root = _real(str(root))
+    return os.path.realpath(path).startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def key(path: Path) -> str:
+    """A cheap identity for a path built from the same root (no filesystem calls)."""
+    return os.path.normpath(os.path.abspath(path))  # noqa: PTH100 (resolve() would touch the disk)
 
 
 def safe_join(root: Path, name: str) -> Path | None:
@@ -153,5 +170,4 @@ def safe_join(root: Path, name: str) -> Path | None:
     pure = PurePosixPath(name.replace("\\", "/"))
     if pure.is_absolute() or ".." in pure.parts or (pure.parts and ":" in pure.parts[0]):
         return None
-    path = root.joinpath(*pure.parts)
-    return path if path.resolve().is_relative_to(root.resolve()) else None
+    return root.joinpath(*pure.parts)  # lexically inside; callers check `inside()` on what they open

@@ -21,6 +21,7 @@ from visionloop.data.formats.base import (
     SourceScan,
     image_files,
     inside,
+    key,
     rel,
     safe_join,
     walk_files,
@@ -60,7 +61,7 @@ def read_voc(root: Path) -> SourceScan:
     """Scan a Pascal VOC folder."""
     scan = SourceScan("voc", root)
     splits = _splits(root)
-    used: set[Path] = set()
+    used: set[str] = set()
     refused: set[str] = set()  # stems of refused annotation files: their images are not imported either
     classes: dict[str, None] = {}
     labels_txt = root / "labels.txt"
@@ -110,7 +111,7 @@ def read_voc(root: Path) -> SourceScan:
                 )
             )
             continue
-        used.add(image.resolve())
+        used.add(key(image))
         boxes = []
         for n, obj in enumerate(node.findall("object"), 1):
             name = _text(obj, "name")
@@ -130,7 +131,7 @@ def read_voc(root: Path) -> SourceScan:
         name = rel(image, root)
         scan.items.append(SourceItem(name, image, where, boxes, size, splits.get(xml.stem)))
     for image in image_files(root):
-        if image.resolve() not in used and "Annotations" not in image.parts and image.stem not in refused:
+        if key(image) not in used and "Annotations" not in image.parts and image.stem not in refused:
             scan.items.append(
                 SourceItem(rel(image, root), image, rel(image, root), None, None, splits.get(image.stem))
             )

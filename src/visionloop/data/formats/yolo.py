@@ -18,6 +18,7 @@ from visionloop.data.formats.base import (
     SourceItem,
     SourceScan,
     image_files,
+    key,
     rel,
     split_of,
     walk_files,
@@ -104,7 +105,7 @@ def read_yolo(root: Path) -> SourceScan:
             label = image.with_suffix(".txt")
         split = split_of(image.relative_to(root).parts[:-1])
         if label.is_file():
-            used.add(label.resolve())
+            used.add(key(label))
             boxes = _parse(label.read_text(encoding="utf-8", errors="replace"), names, rel(label, root), scan)
             scan.items.append(SourceItem(rel(image, root), image, rel(label, root), boxes, None, split))
         else:
@@ -113,7 +114,7 @@ def read_yolo(root: Path) -> SourceScan:
         if (
             txt.suffix == ".txt"
             and txt.name not in TXT_NAMES
-            and txt.resolve() not in used
+            and key(txt) not in used
             and "labels" in txt.relative_to(root).parts
         ):
             scan.findings.append(
