@@ -37,10 +37,15 @@ unit: $(DEVSTAMP)
 
 test: lint typecheck unit
 
-bench: $(DEVSTAMP)
-	$(BIN)/pip install --quiet -e '.[bench]'
+# The peer tool of bench/ingest.py lives in its own virtualenv (it must not change ours).
+bench/.venv-dvc/bin/dvc:
+	$(PYTHON) -m venv bench/.venv-dvc
+	bench/.venv-dvc/bin/pip install --quiet dvc
+
+bench: $(DEVSTAMP) bench/.venv-dvc/bin/dvc
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/train.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

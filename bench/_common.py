@@ -141,6 +141,21 @@ def machine() -> dict[str, Any]:
     }
 
 
+def code_state() -> dict[str, Any]:
+    """Which code was measured: a digest of ``src/visionloop/**/*.py`` and its newest change."""
+    import hashlib
+
+    files = sorted((ROOT / "src" / "visionloop").rglob("*.py"))
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.relative_to(ROOT).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    newest = max((f.stat().st_mtime for f in files), default=0.0)
+    return {
+        "src_sha256": digest.hexdigest(),
+        "src_newest_change_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(newest)),
+    }
+
+
 def busy_warning() -> str | None:
     """A warning when other work loads the machine (the figures then say less)."""
     load, cpus = os.getloadavg()[0], os.cpu_count() or 1

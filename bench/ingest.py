@@ -37,6 +37,7 @@ from _common import (
     bccd_path,
     busy_warning,
     child_env,
+    code_state,
     fail,
     gib,
     machine,
@@ -165,7 +166,7 @@ def main() -> None:
     console = Console()
     if not console.is_terminal:
         console.width = max(console.width, 120)
-    machine_at_start = machine()
+    machine_at_start, code_at_start = machine(), code_state()
     if warning := busy_warning():
         console.print(f"[yellow]warning[/yellow]: {warning}")
 
@@ -271,6 +272,8 @@ def main() -> None:
         "benchmark": "ingest",
         "machine_at_start": machine_at_start,
         "machine_at_end": machine(),
+        "code_at_start": code_at_start,
+        "code_at_end": code_state(),
         "dvc_version": dvc_version,
         "repeat": args.repeat,
         "targets": {"images_per_s": TARGET_IMAGES_PER_S, "ratio_vs_dvc": TARGET_RATIO},

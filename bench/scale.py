@@ -25,7 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import busy_warning, child_env, fail, gib, machine, run_measured, verdict, write_results
+from _common import (
+    busy_warning,
+    child_env,
+    code_state,
+    fail,
+    gib,
+    machine,
+    run_measured,
+    verdict,
+    write_results,
+)
 
 TARGET_SNAPSHOT_S = 10.0
 TARGET_DIFF_S = 5.0
@@ -178,7 +188,7 @@ def main() -> None:
     console = Console()
     if not console.is_terminal:
         console.width = max(console.width, 120)
-    machine_at_start = machine()
+    machine_at_start, code_at_start = machine(), code_state()
     if warning := busy_warning():
         console.print(f"[yellow]warning[/yellow]: {warning}")
     n = args.images
@@ -297,6 +307,8 @@ def main() -> None:
         "benchmark": "scale",
         "machine_at_start": machine_at_start,
         "machine_at_end": machine(),
+        "code_at_start": code_at_start,
+        "code_at_end": code_state(),
         "images": n,
         "changed": {"relabeled": relabel, "added": add},
         "targets": {

@@ -12,7 +12,7 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -79,7 +79,9 @@ class TrainDefaults(_Frozen):
     epochs: int = Field(30, ge=1)
     imgsz: int = Field(320, ge=32)
     batch_size: int = Field(8, ge=1)
-    lr: float = Field(0.01, gt=0)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(0.002, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
     augment: str = "default"
     patience: int = Field(8, ge=1)
     #: Stop after this many minutes of training (0 = no budget); the best checkpoint is kept.
@@ -89,7 +91,7 @@ class TrainDefaults(_Frozen):
 class TuneConfig(_Frozen):
     """Search space of ``visionloop tune``."""
 
-    lr: tuple[float, float] = (0.002, 0.05)
+    lr: tuple[float, float] = (0.0005, 0.005)
     epochs: tuple[int, int] = (5, 30)
     imgsz: tuple[int, ...] = (256, 320, 416)
     models: tuple[str, ...] = ("ssdlite",)
@@ -215,12 +217,15 @@ min_new_items = 100
 schedule = ""
 
 [train]
-# Defaults of `visionloop train`; every one is also a command-line option.
+# Defaults of `visionloop train` (measured on BCCD from scratch on a 2-core CPU: docs/BENCHMARKS.md).
+# With a time budget, as many epochs as fit are planned and the learning rate anneals to end on time.
 model = "ssdlite"
 epochs = 30
 imgsz = 320
 batch_size = 8
-lr = 0.01
+optimizer = "adamw"
+lr = 0.002
+weight_decay = 0.01
 augment = "default"
 patience = 8
 time_budget_min = 0

@@ -13,7 +13,7 @@ from visionloop.data.synth import generate
 from visionloop.data.versions import snapshot
 from visionloop.train.config import TrainConfig
 
-TINY = {"model": "ssdlite", "epochs": 2, "imgsz": 96, "batch_size": 6, "lr": 0.01, "augment": "light"}
+TINY = {"model": "ssdlite", "epochs": 2, "imgsz": 96, "batch_size": 6, "lr": 0.002, "augment": "light"}
 
 
 @pytest.fixture(scope="session")

@@ -141,3 +141,10 @@ def test_a_version_without_val_images_is_a_clear_error(ws, tmp_path: Path) -> No
     with pytest.raises(DataError, match="has 3 train and 0 val images"):
         train(ws, "latest", TrainConfig(epochs=1, imgsz=64))
     assert _runs(ws)[-1].status == "failed"
+
+
+def test_a_time_budget_plans_the_epochs_that_fit(tiny_ws, tiny_cfg) -> None:
+    cfg = tiny_cfg.model_copy(update={"epochs": 4, "time_budget_min": 0.0001})
+    res = train(tiny_ws, "latest", cfg, register=False)
+    assert res.fit["epochs_done"] == 1
+    assert res.fit["stopped"] == "1 of 4 epochs fit the time budget of 0.0001 min"

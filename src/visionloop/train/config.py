@@ -18,10 +18,10 @@ class TrainConfig(BaseModel):
     epochs: int = Field(30, ge=1)
     imgsz: int = Field(320, ge=32, le=4096)
     batch_size: int = Field(8, ge=1)
-    lr: float = Field(0.01, gt=0)
-    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = Field(0.002, gt=0)
+    optimizer: Literal["sgd", "adamw"] = "adamw"
     momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(4e-5, ge=0)
+    weight_decay: float = Field(0.01, ge=0)
     warmup_epochs: float = Field(1.0, ge=0)
     augment: str = "default"
     seed: int = 0

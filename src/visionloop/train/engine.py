@@ -38,6 +38,7 @@ class FitState:
     best_epoch: int = -1
     history: list[dict[str, float]] = field(default_factory=list)
     stopped: str = ""
+    planned_epochs: int = 0  # what fits the time budget (0: the configured epochs)
 
 
 Hook = Callable[[str, dict[str, Any]], None]  # ("step" | "epoch", info)
@@ -53,16 +54,21 @@ def pick_device(wanted: str) -> torch.device:
     return torch.device("cpu")
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig, steps_per_epoch: int) -> tuple[Any, Any]:
+def make_optimizer(
+    model: nn.Module, cfg: TrainConfig, steps_per_epoch: int, plan: dict[str, int]
+) -> tuple[Any, Any]:
+    """The optimizer and a per-step schedule; ``plan["epochs"]`` may shrink while training (a time
+    budget), and the cosine then ends on the new last epoch."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt: torch.optim.Optimizer
     if cfg.optimizer == "adamw":
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     else:
         opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    total, warm = cfg.epochs * steps_per_epoch, max(1, int(cfg.warmup_epochs * steps_per_epoch))
+    warm = max(1, int(cfg.warmup_epochs * steps_per_epoch))
 
     def factor(step: int) -> float:  # linear warm-up, then cosine to 1% of the peak
+        total = plan["epochs"] * steps_per_epoch
         if step < warm:
             return 0.001 + (1 - 0.001) * step / warm
         return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
@@ -168,18 +174,20 @@ def fit(
         generator=torch.Generator().manual_seed(cfg.seed),
         drop_last=False,
     )
-    opt, sched = make_optimizer(model, cfg, len(loader))
+    plan = {"epochs": cfg.epochs}
+    opt, sched = make_optimizer(model, cfg, len(loader), plan)
     scaler = torch.amp.GradScaler("cuda") if cfg.amp and device.type == "cuda" else None
-    state, last = FitState(), run_dir / "last.pt"
+    state, last = FitState(planned_epochs=cfg.epochs), run_dir / "last.pt"
     if resume:
         ckpt = load_checkpoint(last)
+        state = FitState(**ckpt["fit"])
+        plan["epochs"] = state.planned_epochs or cfg.epochs
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
-        state = FitState(**ckpt["fit"])
         set_rng_state(ckpt["rng"])
-    started = time.monotonic()
-    for epoch in range(state.epoch, cfg.epochs):
+    while state.epoch < plan["epochs"]:
+        epoch = state.epoch
         loader.generator.manual_seed(cfg.seed * 1000 + epoch)  # the shuffle order of each epoch
         t0 = time.monotonic()
         loss = train_one_epoch(model, opt, sched, loader, device, scaler, hook)
@@ -189,6 +197,10 @@ def fit(
         state.history.append(
             {"epoch": epoch + 1, "loss": loss, "val_map50_95": score, "seconds": time.monotonic() - t0}
         )
+        if cfg.time_budget_min:  # plan as many epochs as the budget holds; the LR anneals to fit
+            per_epoch = sum(h["seconds"] for h in state.history) / len(state.history)
+            fits = int(cfg.time_budget_min * 60 // per_epoch)
+            plan["epochs"] = state.planned_epochs = max(state.epoch, min(cfg.epochs, fits))
         if score > state.best_score:
             state.best_score, state.best_epoch = score, epoch + 1
             write_atomic(run_dir / "best.safetensors", weights_bytes(model))
@@ -202,14 +214,14 @@ def fit(
                 "rng": rng_state(),
             },
         )
-        hook("epoch", {"epoch": epoch + 1, "epochs": cfg.epochs, "loss": loss, "score": score})
-        elapsed, per_epoch = time.monotonic() - started, time.monotonic() - t0
+        hook("epoch", {"epoch": epoch + 1, "epochs": plan["epochs"], "loss": loss, "score": score})
         if epoch + 1 - state.best_epoch >= cfg.patience:
             state.stopped = f"early stop: no better val mAP for {cfg.patience} epochs"
             break
-        if cfg.time_budget_min and elapsed + per_epoch > cfg.time_budget_min * 60 and epoch + 1 < cfg.epochs:
-            state.stopped = f"time budget of {cfg.time_budget_min:g} min reached"
-            break
+    if not state.stopped and plan["epochs"] < cfg.epochs:
+        state.stopped = (
+            f"{plan['epochs']} of {cfg.epochs} epochs fit the time budget of {cfg.time_budget_min:g} min"
+        )
     return state
 
 

@@ -98,7 +98,7 @@ def read_yolo(root: Path) -> SourceScan:
     scan = SourceScan("yolo", root)
     names = _names(root, scan)
     scan.classes = list(names)
-    used: set[Path] = set()
+    used: set[str] = set()
     for image in image_files(root):
         label = _label_path(root, image)
         if not label.is_file():
