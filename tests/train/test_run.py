@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load as st_load
 from sqlalchemy import select
 
@@ -90,7 +91,10 @@ def test_resume_restores_optimizer_scheduler_and_rng(tiny_ws, tiny_cfg) -> None:
         assert (tensor == cb["model"][key]).all(), key
     assert ca["scheduler"]["last_epoch"] == cb["scheduler"]["last_epoch"]
     state_a, state_b = ca["optimizer"]["state"], cb["optimizer"]["state"]
-    assert all((state_a[k]["momentum_buffer"] == state_b[k]["momentum_buffer"]).all() for k in state_a)
+    assert state_a.keys() == state_b.keys()
+    for k, entry in state_a.items():  # AdamW: step, exp_avg, exp_avg_sq; SGD: momentum_buffer
+        for name, value in entry.items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(state_b[k][name])), (k, name)
 
 
 _RUNNER = """

@@ -61,12 +61,14 @@ def _open(data: bytes) -> Image.Image:
     return im
 
 
-def _decode(data: bytes) -> Image.Image:
+def _decode(data: bytes) -> tuple[Image.Image, tuple[int, int]]:
+    """The decoded image (JPEGs at 1/8 scale) and its real (stored) size."""
     im = _open(data)
+    size = im.size
     if im.format in ("JPEG", "MPO"):
         im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
     im.load()
-    return im
+    return im, size
 
 
 def _missing_rows(data: bytes) -> int:
@@ -94,7 +96,7 @@ def check_image(data: bytes) -> CheckedImage:
     """Decode ``data`` fully and return its facts, or raise :class:`ImageProblem`."""
     warnings: list[tuple[str, str]] = []
     try:
-        im = _decode(data)
+        im, size = _decode(data)
     except ImageProblem:
         raise
     except (OSError, ValueError, SyntaxError) as exc:
@@ -102,7 +104,7 @@ def check_image(data: bytes) -> CheckedImage:
         if head.format in ("JPEG", "MPO") and not data.rstrip(b"\x00").endswith(EOI):
             try:
                 missing = _missing_rows(data)
-                im = _decode(data + EOI)
+                im, size = _decode(data + EOI)
             except Exception:  # any failure of the repair attempt: the image is truncated
                 missing = head.height
             if missing > MAX_MISSING_JPEG_ROWS or missing * 2 > head.height:
@@ -129,10 +131,7 @@ def check_image(data: bytes) -> CheckedImage:
         orientation = int(im.getexif().get(0x0112, 1) or 1)
     except (ValueError, TypeError, OSError):
         orientation = 1
-    w, h = (im.height, im.width) if orientation in _ROTATED else (im.width, im.height)
-    if im.format in ("JPEG", "MPO"):  # draft mode shrank the decoded size; report the real one
-        head = _open(data)
-        w, h = (head.height, head.width) if orientation in _ROTATED else (head.width, head.height)
+    w, h = (size[1], size[0]) if orientation in _ROTATED else size
     info = ImageInfo(width=w, height=h, format=str(im.format), mode=str(im.mode), orientation=orientation)
     return CheckedImage(info=info, data=data, warnings=tuple(warnings))
 

@@ -22,6 +22,23 @@ from visionloop.errors import BlobCorruptError, BlobNotFoundError, StoreError
 HEX = frozenset("0123456789abcdef")
 
 
+def _syncfs(path: Path) -> None:
+    """Flush the filesystem holding ``path`` (Linux ``syncfs``), else every filesystem (``sync``)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if libc.syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    except (OSError, AttributeError):
+        pass
+    os.sync()
+
+
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -132,10 +149,10 @@ class BlobStore:
         ready = [(oid, tmp) for oid, tmp in staged.items() if tmp is not None]
         if not ready:
             return 0
-        os.sync()  # the data of every staged file
+        _syncfs(self.tmp)  # the data of every staged file
         for oid, tmp in ready:
             self._publish(tmp, self.path(oid))
-        os.sync()  # every rename (one call instead of an fsync per folder)
+        _syncfs(self.root)  # every rename (one call instead of an fsync per folder)
         with self._lock:
             self._dirty_dirs.clear()
         return len(ready)

@@ -7,7 +7,7 @@ are refused, never evaluated.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from xml.etree.ElementTree import Element, ParseError
 
@@ -45,16 +45,19 @@ def _splits(root: Path) -> dict[str, str]:
     return out
 
 
-def _find_image(root: Path, xml: Path, filename: str) -> Path | None:
-    candidates = []
+def _candidates(root: Path, xml: Path, filename: str) -> Iterator[Path]:
     if filename:
         for base in (root / "JPEGImages", xml.parent, xml.parent.parent / "JPEGImages", root):
             p = safe_join(base, filename)
             if p is not None:
-                candidates.append(p)
+                yield p
     for base in (root / "JPEGImages", xml.parent, xml.parent.parent / "JPEGImages"):
-        candidates += [base / f"{xml.stem}{s}" for s in (".jpg", ".jpeg", ".png", ".JPG", ".PNG", ".bmp")]
-    return next((c for c in candidates if c.is_file() and inside(root, c)), None)
+        for suffix in (".jpg", ".jpeg", ".png", ".JPG", ".PNG", ".bmp"):
+            yield base / f"{xml.stem}{suffix}"
+
+
+def _find_image(root: Path, xml: Path, filename: str) -> Path | None:
+    return next((c for c in _candidates(root, xml, filename) if c.is_file() and inside(root, c)), None)
 
 
 def read_voc(root: Path) -> SourceScan:
