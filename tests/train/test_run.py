@@ -152,3 +152,21 @@ def test_a_time_budget_plans_the_epochs_that_fit(tiny_ws, tiny_cfg) -> None:
     res = train(tiny_ws, "latest", cfg, register=False)
     assert res.fit["epochs_done"] == 1
     assert res.fit["stopped"] == "1 of 4 epochs fit the time budget of 0.0001 min"
+
+
+def test_pretrained_weights_load_from_a_local_file(tiny_ws, tiny_cfg, tmp_path: Path) -> None:
+    first = train(tiny_ws, "latest", tiny_cfg.model_copy(update={"epochs": 1}), register=False)
+    weights = tmp_path / "pretrained.safetensors"
+    weights.write_bytes((run_dir(tiny_ws, first.run_id) / "best.safetensors").read_bytes())
+    seen: list[dict] = []
+    cfg = tiny_cfg.model_copy(update={"epochs": 1, "weights": str(weights)})
+    train(
+        tiny_ws, "latest", cfg, register=False, hook=lambda k, i: seen.append(i) if k == "weights" else None
+    )
+    assert seen and seen[0]["loaded"] == seen[0]["total"] > 0
+    with pytest.raises(DataError, match="none of the pretrained weights fit"):
+        other = tmp_path / "other.safetensors"
+        from safetensors.torch import save_file
+
+        save_file({"unrelated.weight": torch.zeros(3)}, str(other))
+        train(tiny_ws, "latest", cfg.model_copy(update={"weights": str(other)}), register=False)
