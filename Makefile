@@ -22,7 +22,13 @@ $(DEVSTAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 install-dev: $(DEVSTAMP)
 
-demo: $(STAMP)
+DEMOSTAMP := $(VENV)/.installed-demo
+
+$(DEMOSTAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[train]'
+	touch $@
+
+demo: $(DEMOSTAMP)
 	$(BIN)/python -m visionloop.demo
 
 lint: $(DEVSTAMP)

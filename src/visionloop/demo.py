@@ -1,9 +1,10 @@
 """``make demo``: the loop on the embedded default, in a fresh temporary workspace.
 
-Today it runs the data half end to end — synthesize `day` data, import it,
-validate, version, add shifted-domain (`night`) data, diff the versions, export
-and re-import losslessly, fsck — and says so plainly; the model half (train,
-gate, export, serve) joins this script as it lands.
+Synthesize `day` data, import and validate it, version it, add shifted-domain
+(`night`) data, diff the versions, export and re-import losslessly, fsck; then
+train a model on each version, gate each (the second against production on the
+newer test split) and promote what passes. Export, serving, monitoring and the
+agent join this script as they land; the summary says so plainly.
 """
 
 from __future__ import annotations
@@ -30,6 +31,47 @@ def _step(timings: list[tuple[str, float]], name: str, fn: Callable[[], T]) -> T
     result = fn()
     timings.append((name, time.perf_counter() - t0))
     return result
+
+
+def _model_half(ws: Any, v1: str, v2: str, timings: list[tuple[str, float]]) -> list[tuple[str, str]]:
+    """Train on v1, gate, promote; train on v2, gate against production on v2's test split."""
+    try:
+        from visionloop.train.config import TrainConfig
+        from visionloop.train.run import train
+    except ImportError:
+        return [("model half", "skipped: install the `train` extra (make demo does)")]
+    from visionloop.registry.aliases import promote
+    from visionloop.registry.gate import gate_model
+
+    cfg = TrainConfig(imgsz=256, epochs=12, time_budget_min=0.75, device="cpu")
+    rows = []
+    for n, version in ((1, v1), (2, v2)):
+        console.rule(
+            f"[bold]{12 + 2 * n - 1}. Train model m{n} on dataset version {version[:12]} (45 s budget)"
+        )
+        t0 = time.perf_counter()
+        with progress_bar(f"train m{n}") as advance:
+
+            def hook(kind: str, _info: dict[str, Any], advance: Callable[..., None] = advance) -> None:
+                if kind == "step":
+                    advance()
+
+            res = train(ws, version, cfg, hook=hook, created_by="demo")
+        timings.append((f"train m{n}", time.perf_counter() - t0))
+        assert res.model_version is not None
+        mv = res.model_version
+        console.rule(f"[bold]{12 + 2 * n}. Gate model v{mv}: floors, and no regression against production")
+        t0 = time.perf_counter()
+        report = gate_model(ws, mv)
+        timings.append((f"gate v{mv}", time.perf_counter() - t0))
+        verdict = "passed" if report.passed else "refused: " + "; ".join(c.detail for c in report.failed())
+        if report.passed:
+            promote(ws, mv, actor="demo", reason="passed its gates")
+            verdict += ", promoted to production"
+        console.print(f"  v{mv}: {verdict}", highlight=False)
+        metrics = f"test mAP50 {res.metrics['map50']:.3f}, mAP50-95 {res.metrics['map50_95']:.3f}"
+        rows.append((f"model v{mv} (data {version[:12]})", f"{metrics}; gate {verdict}"))
+    return rows
 
 
 def run(base: Path) -> dict[str, Any]:
@@ -93,8 +135,9 @@ def run(base: Path) -> dict[str, Any]:
         e[0] for e in load_manifest(fresh, v3)["items"]
     } and v3.stats["boxes_per_class"] == v2.stats["boxes_per_class"]
     report = _step(timings, "12. fsck: re-hash every blob, check every reference", lambda: fsck(ws))
+    models = _model_half(ws, v1.id, v2.id, timings)
 
-    table = Table(title="visionloop demo — the data half of the loop", title_justify="left")
+    table = Table(title="visionloop demo", title_justify="left")
     for col in ("check", "result"):
         table.add_column(col)
     table.add_row("v1 (day)", f"{v1.short}  {v1.n_images} images  {v1.n_boxes} boxes")
@@ -102,7 +145,9 @@ def run(base: Path) -> dict[str, Any]:
     table.add_row("re-import adds nothing", "yes" if again.new == 0 and again.relabeled == 0 else "NO")
     table.add_row("export → import round trip", "identical images and boxes" if same else "DIFFERENT")
     table.add_row("fsck", "clean" if report.ok else f"{len(report.errors)} errors")
-    table.add_row("model half (train → gate → export → serve)", "not in this build yet")
+    for row in models:
+        table.add_row(*row)
+    table.add_row("export → serve → monitor → agent", "not in this build yet")
     console.print(table)
     steps = Table(title="Step timings", title_justify="left")
     steps.add_column("step")
@@ -115,7 +160,10 @@ def run(base: Path) -> dict[str, Any]:
         f"  visionloop -w {ws.root} dataset list\n"
         f"  visionloop -w {ws.root} dataset show {v2.short}\n"
         f"  visionloop -w {ws.root} dataset diff {v1.short} {v2.short}\n"
-        f"  visionloop -w {ws.root} fsck",
+        f"  visionloop -w {ws.root} fsck\n"
+        f"  visionloop -w {ws.root} model list\n"
+        f"  visionloop -w {ws.root} model show 1\n"
+        f"  visionloop -w {ws.root} model history",
         highlight=False,
     )
     ok = again.new == 0 and same and report.ok

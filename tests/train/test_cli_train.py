@@ -7,11 +7,19 @@ import json
 from _helpers import run_cli
 
 
-def test_train_evaluate_gate_promote_and_refuse_a_worse_model(tiny_ws, capsys, monkeypatch) -> None:
-    ws = str(tiny_ws.root)
-    toml = tiny_ws.root / "visionloop.toml"
+def test_train_evaluate_gate_promote_and_refuse_a_worse_model(ws, tmp_path, capsys, monkeypatch) -> None:
+    from visionloop.data.ingest import import_dataset
+    from visionloop.data.synth import generate
+    from visionloop.data.versions import snapshot
+
+    generate(tmp_path / "data", images=48, seed=2, size=96)
+    import_dataset(ws, tmp_path / "data")
+    snapshot(ws, "48 images", keep_splits=True)
+    root = ws.root
+    ws = str(root)
+    toml = root / "visionloop.toml"
     toml.write_text(toml.read_text().replace("max_regression = 0.01", "max_regression = 0.0"))
-    common = ["--imgsz", "96", "--batch-size", "6", "--augment", "light", "--device", "cpu"]
+    common = ["--imgsz", "96", "--batch-size", "4", "--augment", "light", "--device", "cpu"]
     code, out, err = run_cli(
         capsys,
         monkeypatch,
@@ -39,7 +47,7 @@ def test_train_evaluate_gate_promote_and_refuse_a_worse_model(tiny_ws, capsys, m
     code, out, _ = run_cli(capsys, monkeypatch, "-w", ws, "model", "gate", "1", "--json")
     report = json.loads(out)
     assert code == 0 and report["passed"], report
-    assert v1["metrics"]["map50_95"] > 0.01, "v1 learned something (the regression check below needs it)"
+    assert v1["metrics"]["map50_95"] > 0.02, f"v1 learned too little: {v1['metrics']['map50_95']}"
     code, _, err = run_cli(
         capsys, monkeypatch, "-w", ws, "model", "promote", "1", "--by", "ana", "--reason", "first"
     )

@@ -172,7 +172,7 @@ def fit(
         collate_fn=collate,
         num_workers=cfg.workers,
         generator=torch.Generator().manual_seed(cfg.seed),
-        drop_last=False,
+        drop_last=len(train) > cfg.batch_size,  # a last batch of 1 breaks BatchNorm on 1x1 maps
     )
     plan = {"epochs": cfg.epochs}
     opt, sched = make_optimizer(model, cfg, len(loader), plan)

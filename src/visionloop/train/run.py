@@ -156,10 +156,10 @@ def train(
         train_samples, classes = load_split(ws, version, "train", cfg.imgsz, on_data)
         val_samples, _ = load_split(ws, version, "val", cfg.imgsz, on_data)
         test_samples, _ = load_split(ws, version, "test", cfg.imgsz, on_data)
-        if not train_samples or not val_samples:
+        if len(train_samples) < 2 or not val_samples:
             raise DataError(
                 f"dataset version {version.short} has {len(train_samples)} train and "
-                f"{len(val_samples)} val images; training needs both",
+                f"{len(val_samples)} val images; training needs at least 2 train and 1 val image",
                 fix="import more labeled data, or snapshot with other split ratios",
             )
         model = build_model(cfg.model, len(classes), cfg.imgsz)
