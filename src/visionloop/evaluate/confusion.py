@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from visionloop.evaluate.checks import check_pairs
 from visionloop.types import BoolArray, Detections, FloatArray, IntArray
 
 
@@ -48,12 +49,8 @@ def confusion_matrix(
         )
     bg = n_classes
     matrix = np.zeros((n_classes + 1, n_classes + 1), dtype=np.int64)
-    for i, (gt, pred) in enumerate(zip(ground_truth, predictions, strict=True)):
-        for kind, det in (("ground truth", gt), ("predictions", pred)):
-            if len(det) and (det.class_id.min() < 0 or det.class_id.max() >= n_classes):
-                raise ValueError(f"{kind} of image {i} has a class id outside 0..{n_classes - 1}")
-        if len(pred) and pred.confidence is None:
-            raise ValueError(f"predictions of image {i} have no confidence scores")
+    check_pairs(ground_truth, predictions, n_classes)
+    for gt, pred in zip(ground_truth, predictions, strict=True):
         _add_image(matrix, gt, pred, bg, iou, score_threshold)
     return matrix
 

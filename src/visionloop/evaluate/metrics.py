@@ -20,6 +20,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from visionloop.errors import DataError
+from visionloop.evaluate.checks import check_pairs
 from visionloop.types import Detections, FloatArray
 
 #: Names of ``EvalResult.stats``, in pycocotools' ``COCOeval.stats`` order.
@@ -102,7 +103,7 @@ def coco_metrics(
             f"({n_images}, {len(predictions)}, {len(image_sizes)}); give one entry per image"
         )
     n_classes = len(classes)
-    _check(ground_truth, predictions, n_classes)
+    check_pairs(ground_truth, predictions, n_classes)
     n_gt = np.zeros(n_classes, dtype=np.int64)
     for gt in ground_truth:
         n_gt += np.bincount(gt.class_id[~gt.is_crowd], minlength=n_classes)
@@ -154,15 +155,6 @@ def coco_metrics(
         iou_thresholds=np.asarray(evaluator.params.iouThrs, dtype=np.float64),
         classes=tuple(classes),
     )
-
-
-def _check(ground_truth: Sequence[Detections], predictions: Sequence[Detections], n_classes: int) -> None:
-    for i, (gt, pred) in enumerate(zip(ground_truth, predictions, strict=True)):
-        for kind, det in (("ground truth", gt), ("predictions", pred)):
-            if len(det) and (det.class_id.min() < 0 or det.class_id.max() >= n_classes):
-                raise ValueError(f"{kind} of image {i} has a class id outside 0..{n_classes - 1}")
-        if len(pred) and pred.confidence is None:
-            raise ValueError(f"predictions of image {i} have no confidence scores")
 
 
 def _gt_dataset(
