@@ -212,3 +212,28 @@ def models_cmd(as_json: JsonOpt = False) -> None:
         as_json,
         lambda: out.print(_table("Architectures", ["name", "kind", "summary"], rows)),
     )
+
+
+@app.command("export")
+def export_cmd(
+    model: Annotated[str, typer.Argument(help="Model version number or alias.")],
+    parity_images: Annotated[int, typer.Option(help="Validation images for the parity check.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export a model version to ONNX; check parity with PyTorch; measure CPU latency and size (the gates use them)."""
+    from visionloop.export.run import export_model
+
+    ws = _ws()
+    res = export_model(ws, model, parity_images=parity_images)
+
+    def render() -> None:
+        p = res["parity"]
+        out.print(
+            f"v{res['model_version']} → ONNX opset {res['opset']}, input {res['input']}, {res['size_mb']} MB; "
+            f"CPU latency p50 {res['latency_ms']['p50']} ms, p95 {res['latency_ms']['p95']} ms; parity "
+            f"{'passed' if p['passed'] else 'FAILED'}: {p['matched']}/{p['boxes']} boxes reproduced on "
+            f"{p['images']} images, max score difference {p['max_score_diff']}",
+            highlight=False,
+        )
+
+    emit(res, as_json, render)

@@ -67,6 +67,10 @@ def gate_model(
         )
     run = evaluate or default_evaluate(ws)
     cfg = ws.settings.gates
+    if latency_ms is None and size_mb is None and "export.json" in model.artifacts:
+        from visionloop.export.run import measured_budgets
+
+        latency_ms, size_mb = measured_budgets(ws, model.version)
     candidate = _evaluated(run, model.version, model.dataset_version_id)
     current = resolve_alias(ws, "production")
     production_version = current if current is not None and current != model.version else None

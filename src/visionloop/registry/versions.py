@@ -259,6 +259,18 @@ def set_gate_report(
     return _update(ws, version, values, expected)
 
 
+def add_artifacts(ws: Workspace, version: int, artifacts: dict[str, str]) -> ModelVersion:
+    """Name more artifacts of a version (exports); every blob must already be stored."""
+    for name, oid in artifacts.items():
+        if not ws.blobs.has(oid):
+            raise BlobNotFoundError(
+                f"artifact {name} names blob {oid[:12]}, which is not stored",
+                fix="store the blob before naming it",
+            )
+    current = get_model(ws, version)
+    return _update(ws, version, {"artifacts": {**current.artifacts, **artifacts}}, None)
+
+
 def blob_location(ws: Workspace, oid: str) -> str:
     """Where a blob lies: a local path, or its URL in a remote store."""
     if ws.blobs.local:

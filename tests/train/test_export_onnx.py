@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime", reason="export needs onnxruntime (train extra)")
+
+from visionloop.export.onnx import compare, session
+from visionloop.export.run import export_model, export_report
+from visionloop.registry.gate import gate_model
+from visionloop.registry.versions import get_model
+from visionloop.train.run import train
+from visionloop.types import Detections
+
+
+def test_export_parity_latency_and_the_gate_uses_them(tiny_ws, tiny_cfg) -> None:
+    train(tiny_ws, "latest", tiny_cfg.model_copy(update={"epochs": 3, "lr": 0.004}))
+    res = export_model(tiny_ws, 1, parity_images=5)
+    assert res["parity"]["passed"], res["parity"]
+    assert res["latency_ms"]["p50"] > 0 and res["size_mb"] > 0.5
+    mv = get_model(tiny_ws, 1)
+    onnx_bytes = tiny_ws.blobs.get(mv.artifacts["model.onnx"], verify=True)
+    sess = session(onnx_bytes)
+    out = sess.run(None, {"image": np.zeros((3, 96, 96), np.float32)})
+    assert [o.name for o in sess.get_outputs()] == ["boxes", "scores", "labels"] and out[0].shape[-1] == 4
+    assert export_report(tiny_ws, 1)["latency_ms"] == res["latency_ms"]
+
+    toml = tiny_ws.root / "visionloop.toml"
+    toml.write_text(toml.read_text().replace("max_latency_ms = 0", "max_latency_ms = 0.001"))
+    from visionloop.workspace import open_workspace
+
+    ws = open_workspace(tiny_ws.root)
+    report = gate_model(ws, 1)
+    (check,) = [c for c in report.checks if c.name == "latency_budget"]
+    assert check.status == "fail" and check.value == res["latency_ms"]["p50"]
+    assert json.loads(json.dumps(report.to_dict()))
+
+
+@pytest.mark.parametrize(
+    ("got", "matched"),
+    [
+        (Detections([[0, 0, 10, 10], [20, 20, 30, 30]], [0, 1], [0.9, 0.5]), 2),
+        (Detections([[0, 0, 10, 10.5], [20, 20, 30, 30]], [0, 1], [0.9, 0.5]), 1),  # IoU 0.95
+        (Detections([[0, 0, 10, 10], [20, 20, 30, 30]], [0, 2], [0.9, 0.5]), 1),  # class changed
+        (Detections.empty().__class__(np.zeros((0, 4)), np.zeros(0), np.zeros(0)), 0),
+    ],
+)
+def test_compare_counts_reproduced_boxes(got: Detections, matched: int) -> None:
+    ref = Detections([[0, 0, 10, 10], [20, 20, 30, 30], [5, 5, 6, 6]], [0, 1, 0], [0.9, 0.5, 0.01])
+    res = compare(ref, got)
+    assert res["boxes"] == 2 and res["matched"] == matched
