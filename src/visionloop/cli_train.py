@@ -218,13 +218,24 @@ def models_cmd(as_json: JsonOpt = False) -> None:
 def export_cmd(
     model: Annotated[str, typer.Argument(help="Model version number or alias.")],
     parity_images: Annotated[int, typer.Option(help="Validation images for the parity check.")] = 20,
+    int8: Annotated[
+        bool, typer.Option("--int8/--no-int8", help="Also quantize to int8 (kept within the bound).")
+    ] = True,
+    int8_max_drop: Annotated[
+        float, typer.Option(help="Largest mAP50-95 drop an int8 model may have.")
+    ] = 0.01,
+    ort: Annotated[
+        bool, typer.Option("--ort/--no-ort", help="Also write the ORT format (ONNX Runtime Mobile).")
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Export a model version to ONNX; check parity with PyTorch; measure CPU latency and size (the gates use them)."""
     from visionloop.export.run import export_model
 
     ws = _ws()
-    res = export_model(ws, model, parity_images=parity_images)
+    res = export_model(
+        ws, model, parity_images=parity_images, int8=int8, int8_max_drop=int8_max_drop, ort=ort
+    )
 
     def render() -> None:
         p = res["parity"]
@@ -232,8 +243,18 @@ def export_cmd(
             f"v{res['model_version']} → ONNX opset {res['opset']}, input {res['input']}, {res['size_mb']} MB; "
             f"CPU latency p50 {res['latency_ms']['p50']} ms, p95 {res['latency_ms']['p95']} ms; parity "
             f"{'passed' if p['passed'] else 'FAILED'}: {p['matched']}/{p['boxes']} boxes reproduced on "
-            f"{p['images']} images, max score difference {p['max_score_diff']}",
+            f"{p['images']} images, max score difference {p['max_score_diff']}, mAP50-95 torch "
+            f"{p['map50_95_torch']} / onnx {p['map50_95_onnx']}",
             highlight=False,
         )
+        if "int8" in res:
+            q = res["int8"]
+            out.print(
+                f"int8: {'kept' if q['kept'] else 'refused'} (mAP drop {q['map_drop']}, bound {q['max_drop']}; "
+                f"{q['size_mb']} MB, p50 {q['latency_ms']['p50']} ms)",
+                highlight=False,
+            )
+        if "ort" in res:
+            out.print(f"ORT format: {res['ort']['size_mb']} MB (ONNX Runtime Mobile)", highlight=False)
 
     emit(res, as_json, render)

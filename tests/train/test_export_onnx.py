@@ -15,10 +15,22 @@ from visionloop.train.run import train
 from visionloop.types import Detections
 
 
+def test_an_int8_model_over_its_bound_is_refused(tiny_ws, tiny_cfg) -> None:
+    train(tiny_ws, "latest", tiny_cfg.model_copy(update={"epochs": 2, "lr": 0.004}))
+    res = export_model(tiny_ws, 1, parity_images=4, int8_max_drop=-1.0, ort=False)
+    assert res["int8"]["kept"] is False and "not kept" in res["int8"]["reason"]
+    assert "model.int8.onnx" not in res["artifacts"] and "model.ort" not in res["artifacts"]
+
+
 def test_export_parity_latency_and_the_gate_uses_them(tiny_ws, tiny_cfg) -> None:
     train(tiny_ws, "latest", tiny_cfg.model_copy(update={"epochs": 3, "lr": 0.004}))
     res = export_model(tiny_ws, 1, parity_images=5)
     assert res["parity"]["passed"], res["parity"]
+    assert abs(res["parity"]["map50_95_torch"] - res["parity"]["map50_95_onnx"]) <= 0.001
+    q = res["int8"]
+    assert q["kept"] == (q["map_drop"] <= 0.01) and q["size_mb"] < res["size_mb"]
+    assert ("model.int8.onnx" in res["artifacts"]) == q["kept"]
+    assert tiny_ws.blobs.has(res["artifacts"]["model.ort"]) and res["ort"]["size_mb"] > 0
     assert res["latency_ms"]["p50"] > 0 and res["size_mb"] > 0.5
     mv = get_model(tiny_ws, 1)
     onnx_bytes = tiny_ws.blobs.get(mv.artifacts["model.onnx"], verify=True)
