@@ -258,3 +258,24 @@ def export_cmd(
             out.print(f"ORT format: {res['ort']['size_mb']} MB (ONNX Runtime Mobile)", highlight=False)
 
     emit(res, as_json, render)
+
+
+@app.command("bundle")
+def bundle_cmd(
+    model: Annotated[str, typer.Argument(help="Model version number or alias (exported).")],
+    out_dir: Annotated[Path, typer.Argument(help="New or empty folder.")],
+    score_threshold: Annotated[float, typer.Option(help="Score threshold the bundle recommends.")] = 0.25,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the deployable bundle: exported models, bundle.json (contract, metrics, lineage, sha256s), model card."""
+    from visionloop.export.bundle import write_bundle
+
+    b = write_bundle(_ws(), model, out_dir, score_threshold=score_threshold)
+    files = {name: meta["bytes"] for name, meta in b.manifest["files"].items()}
+    emit(
+        {"path": str(b.path), "model_version": b.version, "files": files},
+        as_json,
+        lambda: out.print(
+            f"Bundle of v{b.version} in {b.path}: {', '.join(files)} (verified)", highlight=False
+        ),
+    )

@@ -63,3 +63,27 @@ def test_compare_counts_reproduced_boxes(got: Detections, matched: int) -> None:
     ref = Detections([[0, 0, 10, 10], [20, 20, 30, 30], [5, 5, 6, 6]], [0, 1, 0], [0.9, 0.5, 0.01])
     res = compare(ref, got)
     assert res["boxes"] == 2 and res["matched"] == matched
+
+
+def test_bundle_is_verified_whenever_loaded(tiny_ws, tiny_cfg, tmp_path) -> None:
+    from visionloop.errors import DataError, UsageError
+    from visionloop.export.bundle import load_bundle, write_bundle
+
+    train(tiny_ws, "latest", tiny_cfg.model_copy(update={"epochs": 1}))
+    with pytest.raises(UsageError, match="has not been exported"):
+        write_bundle(tiny_ws, 1, tmp_path / "early")
+    export_model(tiny_ws, 1, parity_images=3, int8=False, ort=False)
+    b = write_bundle(tiny_ws, 1, tmp_path / "bundle")
+    assert b.version == 1 and b.classes == ["disc", "square", "triangle", "cross"]
+    manifest = b.manifest
+    assert manifest["input"]["width"] == 96 and manifest["files"]["model.onnx"]["bytes"] > 0
+    assert manifest["lineage"]["dataset_version"] and manifest["export"]["parity"]["passed"]
+    card = (tmp_path / "bundle" / "MODEL_CARD.md").read_text()
+    assert "Intended use and known limits" in card and "| disc |" in card
+    assert load_bundle(tmp_path / "bundle").file("onnx").name == "model.onnx"
+    with (tmp_path / "bundle" / "model.onnx").open("ab") as f:
+        f.write(b"tampered")
+    with pytest.raises(DataError, match=r"model\.onnx does not match its sha256"):
+        load_bundle(tmp_path / "bundle")
+    with pytest.raises(UsageError, match="not empty"):
+        write_bundle(tiny_ws, 1, tmp_path / "bundle")
