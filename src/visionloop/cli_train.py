@@ -279,3 +279,27 @@ def bundle_cmd(
             f"Bundle of v{b.version} in {b.path}: {', '.join(files)} (verified)", highlight=False
         ),
     )
+
+
+@app.command("serve")
+def serve_cmd(
+    bundle: Annotated[Path, typer.Option("--bundle", help="A bundle folder (see `visionloop bundle`).")],
+    host: Annotated[
+        str, typer.Option(help="Address to bind (loopback unless told otherwise).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="VISIONLOOP_API_KEY", help="Require this key.")
+    ] = None,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload.")] = 10.0,
+) -> None:
+    """Serve a bundle over HTTP with ONNX Runtime (never torch): /v1/detect, /v1/model, /healthz, /readyz, /metrics."""
+    import uvicorn
+
+    from visionloop.serve.app import create_app
+
+    api = create_app(bundle, api_key=api_key, max_upload_bytes=int(max_upload_mb * 2**20))
+    out.print(
+        f"serving v{api.state.holder.current.version} from {bundle} on http://{host}:{port}", highlight=False
+    )
+    uvicorn.run(api, host=host, port=port, log_level="warning")

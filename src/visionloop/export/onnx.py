@@ -18,19 +18,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from visionloop.evaluate.confusion import box_iou
+from visionloop.export.contract import run_session
 from visionloop.types import Detections
 
 OPSET = 17
-
-
-def to_input(rgb: Image.Image, imgsz: int) -> tuple[np.ndarray, tuple[float, float]]:
-    """The model input for an RGB image and the (x, y) factors that map its boxes back."""
-    w, h = rgb.size
-    arr = np.asarray(rgb.resize((imgsz, imgsz), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
-    return np.ascontiguousarray(arr.transpose(2, 0, 1)), (w / imgsz, h / imgsz)
 
 
 def export_onnx(model: torch.nn.Module, imgsz: int) -> bytes:
@@ -50,24 +43,6 @@ def export_onnx(model: torch.nn.Module, imgsz: int) -> bytes:
             output_names=["boxes", "scores", "labels"],
         )
         return path.read_bytes()
-
-
-def session(data: bytes) -> Any:
-    """An ONNX Runtime CPU session for the model bytes."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    return ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
-
-
-def run_session(sess: Any, x: np.ndarray) -> Detections:
-    """Detections of one preprocessed input (class ids without the background offset)."""
-    boxes, scores, labels = sess.run(None, {sess.get_inputs()[0].name: x})
-    keep = labels > 0
-    return Detections(
-        boxes[keep].astype(np.float64), labels[keep].astype(np.int64) - 1, scores[keep].astype(np.float64)
-    )
 
 
 @torch.inference_mode()

@@ -14,16 +14,8 @@ from PIL import Image
 from visionloop.data.versions import resolve
 from visionloop.errors import GateError
 from visionloop.evaluate.metrics import coco_metrics
-from visionloop.export.onnx import (
-    OPSET,
-    compare,
-    export_onnx,
-    latency_ms,
-    run_session,
-    run_torch,
-    session,
-    to_input,
-)
+from visionloop.export.contract import run_session, session, to_input
+from visionloop.export.onnx import OPSET, compare, export_onnx, latency_ms, run_torch
 from visionloop.export.quantize import quantize_int8, to_ort_format
 from visionloop.types import Detections
 from visionloop.workspace import Workspace

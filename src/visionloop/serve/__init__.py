@@ -1,0 +1,1 @@
+"""Serving: FastAPI + ONNX Runtime over a verified bundle. Never imports torch."""

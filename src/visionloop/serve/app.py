@@ -1,0 +1,136 @@
+"""The HTTP API: POST /v1/detect, GET /v1/model, /healthz, /readyz, /metrics."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from visionloop.errors import DataError
+from visionloop.serve.model import Holder, decode, detect, load
+
+MAX_UPLOAD = 10 * 2**20
+
+
+def _error(status: int, what: str, fix: str) -> JSONResponse:
+    return JSONResponse({"error": what, "fix": fix}, status_code=status)
+
+
+def create_app(
+    bundle: Path | str, *, api_key: str | None = None, max_upload_bytes: int = MAX_UPLOAD
+) -> FastAPI:
+    """An app serving ``bundle`` (verified and warmed before the app exists)."""
+    holder = Holder(load(bundle))
+    registry = CollectorRegistry()
+    requests = Counter(
+        "visionloop_requests_total", "Detect requests", ["status", "model_version"], registry=registry
+    )
+    latency = Histogram(
+        "visionloop_detect_seconds",
+        "Detect latency",
+        ["model_version"],
+        registry=registry,
+        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    )
+    app = FastAPI(title="visionloop serve", version="1")
+    app.state.holder = holder
+
+    def authorized(request: Request) -> bool:
+        if not api_key:
+            return True
+        given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix(
+            "Bearer "
+        )
+        return hmac.compare_digest(given.encode(), api_key.encode())
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz() -> dict[str, Any]:
+        return {"status": "ready", "model_version": holder.current.version}
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/model")
+    def model(request: Request) -> Any:
+        if not authorized(request):
+            return _error(401, "missing or wrong API key", "send it in the X-API-Key header")
+        m = holder.current.bundle.manifest
+        return {
+            k: m[k]
+            for k in (
+                "model_version",
+                "architecture",
+                "classes",
+                "input",
+                "output",
+                "score_threshold",
+                "metrics",
+                "files",
+            )
+        }
+
+    @app.post("/v1/detect")
+    async def detect_route(request: Request, score_threshold: float | None = None) -> Any:
+        loaded = holder.current  # one model for the whole request, even if a swap happens meanwhile
+        version = str(loaded.version)
+        if not authorized(request):
+            requests.labels("401", version).inc()
+            return _error(401, "missing or wrong API key", "send it in the X-API-Key header")
+        declared = int(request.headers.get("content-length") or 0)
+        if declared > max_upload_bytes:
+            requests.labels("413", version).inc()
+            return _error(
+                413,
+                f"the upload is {declared} bytes; the limit is {max_upload_bytes}",
+                "send a smaller image",
+            )
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_upload_bytes:
+                requests.labels("413", version).inc()
+                return _error(
+                    413, f"the upload exceeds the limit of {max_upload_bytes} bytes", "send a smaller image"
+                )
+        data = bytes(body)
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+
+            async def replay() -> dict[str, Any]:  # the body was already read (under the size limit)
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+            form = await Request(request.scope, replay).form()
+            upload = next((v for v in form.values() if hasattr(v, "read")), None)
+            if upload is None:
+                requests.labels("400", version).inc()
+                return _error(400, "the multipart form has no file", "send the image as a file field")
+            data = await upload.read()
+        if not data:
+            requests.labels("400", version).inc()
+            return _error(400, "the request has no image", "send image bytes or a multipart file")
+        t0 = time.perf_counter()
+        try:
+            rgb = decode(data)
+        except DataError as exc:
+            requests.labels("415", version).inc()
+            return _error(415, exc.what, exc.fix or "")
+        threshold = loaded.bundle.manifest["score_threshold"] if score_threshold is None else score_threshold
+        found = detect(loaded, rgb, float(threshold))
+        latency.labels(version).observe(time.perf_counter() - t0)
+        requests.labels("200", version).inc()
+        return {
+            "model_version": loaded.version,
+            "image": {"width": rgb.width, "height": rgb.height},
+            "detections": found,
+        }
+
+    return app
