@@ -7,7 +7,8 @@ import pytest
 
 pytest.importorskip("onnxruntime", reason="export needs onnxruntime (train extra)")
 
-from visionloop.export.onnx import compare, session
+from visionloop.export.contract import session
+from visionloop.export.onnx import compare
 from visionloop.export.run import export_model, export_report
 from visionloop.registry.gate import gate_model
 from visionloop.registry.versions import get_model
