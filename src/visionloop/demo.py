@@ -147,7 +147,11 @@ def run(base: Path) -> dict[str, Any]:
     table.add_row("fsck", "clean" if report.ok else f"{len(report.errors)} errors")
     for row in models:
         table.add_row(*row)
-    table.add_row("export → serve → monitor → agent", "not in this build yet")
+    table.add_row(
+        "export, bundle, serve",
+        "built as commands (visionloop export | bundle | serve); not in this demo yet",
+    )
+    table.add_row("monitor → agent → retrain loop", "not in this build yet")
     console.print(table)
     steps = Table(title="Step timings", title_justify="left")
     steps.add_column("step")
