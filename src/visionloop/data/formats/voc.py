@@ -11,8 +11,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from xml.etree.ElementTree import Element, ParseError
 
-import defusedxml.ElementTree as DET
 from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import parse as defused_parse
 
 from visionloop.data.formats.base import (
     SPLITS,
@@ -75,7 +75,7 @@ def read_voc(root: Path) -> SourceScan:
     for xml in (p for p in walk_files(root) if p.suffix.lower() == ".xml"):
         where = rel(xml, root)
         try:
-            tree = DET.parse(xml, forbid_dtd=True)
+            tree = defused_parse(xml, forbid_dtd=True)  # defusedxml: no DTDs, entities or external refs
         except DefusedXmlException as exc:
             scan.findings.append(
                 finding(
