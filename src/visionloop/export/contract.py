@@ -21,13 +21,19 @@ def to_input(rgb: Image.Image, imgsz: int) -> tuple[np.ndarray, tuple[float, flo
     return np.ascontiguousarray(arr.transpose(2, 0, 1)), (w / imgsz, h / imgsz)
 
 
-def run_session(sess: Any, x: np.ndarray) -> Detections:
-    """Detections of one preprocessed input (class ids without the background offset)."""
-    boxes, scores, labels = sess.run(None, {sess.get_inputs()[0].name: x})
+def detections(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> Detections:
+    """A detector's raw output as :class:`Detections`: label 0 is dropped (one-stage heads score that
+    logit too, but it is never a class) and class ids lose the background offset."""
     keep = labels > 0
     return Detections(
         boxes[keep].astype(np.float64), labels[keep].astype(np.int64) - 1, scores[keep].astype(np.float64)
     )
+
+
+def run_session(sess: Any, x: np.ndarray) -> Detections:
+    """Detections of one preprocessed input."""
+    boxes, scores, labels = sess.run(None, {sess.get_inputs()[0].name: x})
+    return detections(boxes, scores, labels)
 
 
 def session(data: bytes | str) -> Any:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from visionloop.evaluate.confusion import box_iou
-from visionloop.export.contract import run_session
+from visionloop.export.contract import detections, run_session
 from visionloop.types import Detections
 
 OPSET = 17
@@ -48,8 +48,7 @@ def export_onnx(model: torch.nn.Module, imgsz: int) -> bytes:
 @torch.inference_mode()
 def run_torch(model: torch.nn.Module, x: np.ndarray) -> Detections:
     r = model.eval()([torch.from_numpy(x)])[0]
-    keep = r["labels"] > 0
-    return Detections(r["boxes"][keep].numpy(), r["labels"][keep].numpy() - 1, r["scores"][keep].numpy())
+    return detections(r["boxes"].numpy(), r["scores"].numpy(), r["labels"].numpy())
 
 
 def compare(

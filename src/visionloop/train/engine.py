@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from visionloop.export.contract import detections
 from visionloop.train.checkpoint import (
     load_checkpoint,
     rng_state,
@@ -142,14 +143,7 @@ def predict(
     out: list[Detections] = []
     for i in range(0, len(images), batch):
         for r in model([im.to(device) for im in images[i : i + batch]]):
-            keep = r["labels"] > 0  # one-stage heads also score logit 0, which is never a class here
-            out.append(
-                Detections(
-                    r["boxes"][keep].float().cpu().numpy(),
-                    r["labels"][keep].cpu().numpy() - 1,
-                    r["scores"][keep].float().cpu().numpy(),
-                )
-            )
+            out.append(detections(*(r[k].float().cpu().numpy() for k in ("boxes", "scores", "labels"))))
     return out
 
 
