@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from torch import nn
 
@@ -42,61 +42,41 @@ def _ssdlite(num_classes: int, imgsz: int) -> nn.Module:
     return cast(nn.Module, model)
 
 
-def _frcnn_mobile(num_classes: int, imgsz: int) -> nn.Module:
-    from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_fpn
+_RCNN_EVAL = {"box_score_thresh": 0.001, "box_detections_per_img": 300}  # low threshold: full PR curves
 
-    return cast(
-        nn.Module,
-        fasterrcnn_mobilenet_v3_large_fpn(
+
+def _resized(fn_name: str, **options: Any) -> Callable[[int, int], nn.Module]:
+    """A builder for a torchvision detector that resizes its input to ``imgsz`` itself."""
+
+    def build(num_classes: int, imgsz: int) -> nn.Module:
+        from torchvision.models import detection
+
+        fn = getattr(detection, fn_name)
+        model = fn(
             weights=None,
             weights_backbone=None,
             num_classes=num_classes,
             min_size=imgsz,
             max_size=imgsz,
-            box_score_thresh=0.001,
-            box_detections_per_img=300,
-            rpn_pre_nms_top_n_test=300,
-            rpn_post_nms_top_n_test=300,
-            # a CPU-sized second stage: far fewer proposals and RoI samples than the COCO recipe
-            rpn_pre_nms_top_n_train=1000,
-            rpn_post_nms_top_n_train=500,
-            box_batch_size_per_image=128,
-        ),
-    )
+            **options,
+        )
+        return cast(nn.Module, model)
+
+    return build
 
 
-def _frcnn_r50(num_classes: int, imgsz: int) -> nn.Module:
-    from torchvision.models.detection import fasterrcnn_resnet50_fpn_v2
-
-    return cast(
-        nn.Module,
-        fasterrcnn_resnet50_fpn_v2(
-            weights=None,
-            weights_backbone=None,
-            num_classes=num_classes,
-            min_size=imgsz,
-            max_size=imgsz,
-            box_score_thresh=0.001,
-            box_detections_per_img=300,
-        ),
-    )
-
-
-def _retinanet_r50(num_classes: int, imgsz: int) -> nn.Module:
-    from torchvision.models.detection import retinanet_resnet50_fpn_v2
-
-    return cast(
-        nn.Module,
-        retinanet_resnet50_fpn_v2(
-            weights=None,
-            weights_backbone=None,
-            num_classes=num_classes,
-            min_size=imgsz,
-            max_size=imgsz,
-            score_thresh=0.001,
-            detections_per_img=300,
-        ),
-    )
+_frcnn_mobile = _resized(
+    "fasterrcnn_mobilenet_v3_large_fpn",
+    **_RCNN_EVAL,
+    rpn_pre_nms_top_n_test=300,
+    rpn_post_nms_top_n_test=300,
+    # a CPU-sized second stage: far fewer proposals and RoI samples than the COCO recipe
+    rpn_pre_nms_top_n_train=1000,
+    rpn_post_nms_top_n_train=500,
+    box_batch_size_per_image=128,
+)
+_frcnn_r50 = _resized("fasterrcnn_resnet50_fpn_v2", **_RCNN_EVAL)
+_retinanet_r50 = _resized("retinanet_resnet50_fpn_v2", score_thresh=0.001, detections_per_img=300)
 
 
 ZOO: dict[str, Architecture] = {
