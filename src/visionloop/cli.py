@@ -76,7 +76,7 @@ def emit(data: Any, as_json: bool, render: Callable[[], None]) -> None:
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
     t = Table(title=title, title_justify="left")
     for c in columns:
-        t.add_column(c, justify="right" if c[:1].islower() is False and c != columns[0] else "left")
+        t.add_column(c)
     for r in rows:
         t.add_row(*[str(x) for x in r])
     return t

@@ -246,15 +246,19 @@ def rollback(
     )
 
 
+def _decide(verb: str, version: str, by: str, reason: str, as_json: bool) -> None:
+    from visionloop.registry import approvals
+
+    m = getattr(approvals, verb)(_ws(), version, by=by, reason=reason)
+    emit(m.to_dict(), as_json, lambda: out.print(f"v{m.version} {verb}d by {m.decided_by}", markup=False))
+
+
 @model_app.command("approve")
 def approve(
     version: VersionArg, by: DecidedByOpt, reason: DecisionReasonOpt, as_json: JsonOpt = False
 ) -> None:
     """Approve a version awaiting approval (then it can be promoted)."""
-    from visionloop.registry.approvals import approve as decide
-
-    m = decide(_ws(), version, by=by, reason=reason)
-    emit(m.to_dict(), as_json, lambda: out.print(f"v{m.version} approved by {m.decided_by}", markup=False))
+    _decide("approve", version, by, reason, as_json)
 
 
 @model_app.command("reject")
@@ -262,10 +266,7 @@ def reject(
     version: VersionArg, by: DecidedByOpt, reason: DecisionReasonOpt, as_json: JsonOpt = False
 ) -> None:
     """Reject a version for good."""
-    from visionloop.registry.approvals import reject as decide
-
-    m = decide(_ws(), version, by=by, reason=reason)
-    emit(m.to_dict(), as_json, lambda: out.print(f"v{m.version} rejected by {m.decided_by}", markup=False))
+    _decide("reject", version, by, reason, as_json)
 
 
 @model_app.command("history")

@@ -59,7 +59,7 @@ class Workspace:
             rows = conn.execute(select(schema.classes.c.name).order_by(schema.classes.c.id)).all()
         return [r[0] for r in rows]
 
-    def add_classes(self, names: Iterable[str], conn: object | None = None) -> list[str]:
+    def add_classes(self, names: Iterable[str]) -> list[str]:
         """Append unknown class names (ids are never reused or reordered)."""
         known = self.classes()
         new = [n for n in dict.fromkeys(names) if n not in known]

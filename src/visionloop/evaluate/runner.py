@@ -7,6 +7,7 @@ PNGs as blobs; ``evaluate_metrics`` is the cached form the gates use.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -59,14 +60,8 @@ def evaluation_artifacts(ws: Workspace, scored: dict[str, Any], classes: list[st
         return {
             "pr_curves.png": ws.blobs.put_bytes(pr.read_bytes()),
             "confusion_matrix.png": ws.blobs.put_bytes(cm.read_bytes()),
-            "confusion_matrix.json": ws.blobs.put_bytes(_json(matrix).encode()),
+            "confusion_matrix.json": ws.blobs.put_bytes(json.dumps(np.asarray(matrix).tolist()).encode()),
         }
-
-
-def _json(matrix: Any) -> str:
-    import json
-
-    return json.dumps(np.asarray(matrix).tolist())
 
 
 def load_model(ws: Workspace, ref: str | int) -> tuple[torch.nn.Module, Any]:
