@@ -250,7 +250,11 @@ def _decide(verb: str, version: str, by: str, reason: str, as_json: bool) -> Non
     from visionloop.registry import approvals
 
     m = getattr(approvals, verb)(_ws(), version, by=by, reason=reason)
-    emit(m.to_dict(), as_json, lambda: out.print(f"v{m.version} {verb}d by {m.decided_by}", markup=False))
+    emit(
+        m.to_dict(),
+        as_json,
+        lambda: out.print(f"v{m.version} {verb.rstrip('e')}ed by {m.decided_by}", markup=False),
+    )
 
 
 @model_app.command("approve")
