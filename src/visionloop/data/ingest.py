@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from visionloop.data import labels as labelset
 from visionloop.data.archive import extract_archive, is_archive
@@ -243,11 +243,12 @@ def _record(conn: Connection, accepted: list[_Checked], import_id: int) -> tuple
                 for c in new_items
             ],
         )
-    for oid in relabel:
+    if relabel:  # one executemany, not a statement per item
         conn.execute(
             update(schema.items)
-            .where(schema.items.c.image_oid == oid)
-            .values(labels_id=ids[oid], status="labeled", updated_at=now)
+            .where(schema.items.c.image_oid == bindparam("oid"))
+            .values(labels_id=bindparam("lid"), status="labeled", updated_at=now),
+            [{"oid": oid, "lid": ids[oid]} for oid in relabel],
         )
     return len(new_items), len(relabel), unchanged
 
