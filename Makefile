@@ -25,7 +25,7 @@ install-dev: $(DEVSTAMP)
 DEMOSTAMP := $(VENV)/.installed-demo
 
 $(DEMOSTAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[train]'
+	$(BIN)/pip install --quiet -e '.[train,serve]'
 	touch $@
 
 demo: $(DEMOSTAMP)
@@ -52,6 +52,7 @@ bench: $(DEVSTAMP) bench/.venv-dvc/bin/dvc
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/serve.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -36,6 +36,8 @@ model_app = typer.Typer(
     no_args_is_help=True, help="Model versions: list, show, compare, promote, rollback, approve, reject."
 )
 app.add_typer(model_app, name="model")
+pipeline_app = typer.Typer(no_args_is_help=True, help="Pipeline runs: list, show.")
+app.add_typer(pipeline_app, name="pipeline")
 
 out = Console()
 err = Console(stderr=True)
@@ -240,7 +242,7 @@ def synth(
     )
 
 
-from visionloop import cli_dataset, cli_model, cli_train  # noqa: E402,F401  (register their commands)
+from visionloop import cli_dataset, cli_model, cli_pipeline, cli_train  # noqa: E402,F401  (register their commands)
 
 
 def main() -> None:

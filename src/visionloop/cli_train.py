@@ -263,14 +263,30 @@ def export_cmd(
 @app.command("bundle")
 def bundle_cmd(
     model: Annotated[str, typer.Argument(help="Model version number or alias (exported).")],
-    out_dir: Annotated[Path, typer.Argument(help="New or empty folder.")],
+    out_dir: Annotated[
+        Path | None, typer.Argument(help="New or empty folder (none: publish in the workspace only).")
+    ] = None,
     score_threshold: Annotated[float, typer.Option(help="Score threshold the bundle recommends.")] = 0.25,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write the deployable bundle: exported models, bundle.json (contract, metrics, lineage, sha256s), model card."""
-    from visionloop.export.bundle import write_bundle
+    """Publish the deployable bundle in the workspace (exported models, bundle.json with contract, metrics,
+    lineage, sha256s, model card) and write it into OUT_DIR."""
+    from visionloop.export.bundle import publish_bundle, write_bundle
 
-    b = write_bundle(_ws(), model, out_dir, score_threshold=score_threshold)
+    ws = _ws()
+    if out_dir is None:
+        m = publish_bundle(ws, model, score_threshold=score_threshold)
+        files = {name: meta["bytes"] for name, meta in m["files"].items()}
+        emit(
+            {"path": None, "model_version": m["model_version"], "files": files},
+            as_json,
+            lambda: out.print(
+                f"Bundle of v{m['model_version']} published in the workspace: {', '.join(files)}",
+                highlight=False,
+            ),
+        )
+        return
+    b = write_bundle(ws, model, out_dir, score_threshold=score_threshold)
     files = {name: meta["bytes"] for name, meta in b.manifest["files"].items()}
     emit(
         {"path": str(b.path), "model_version": b.version, "files": files},
@@ -283,23 +299,61 @@ def bundle_cmd(
 
 @app.command("serve")
 def serve_cmd(
-    bundle: Annotated[Path, typer.Option("--bundle", help="A bundle folder (see `visionloop bundle`).")],
+    alias: Annotated[
+        str | None,
+        typer.Option(help="Serve the version this alias names and follow it (default: production)."),
+    ] = None,
+    bundle: Annotated[
+        Path | None, typer.Option("--bundle", help="Serve this bundle folder (see `visionloop bundle`).")
+    ] = None,
     host: Annotated[
         str, typer.Option(help="Address to bind (loopback unless told otherwise).")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    poll_seconds: Annotated[float, typer.Option(help="How often to look at the alias.")] = 1.0,
     api_key: Annotated[
         str | None, typer.Option(envvar="VISIONLOOP_API_KEY", help="Require this key.")
     ] = None,
     max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload.")] = 10.0,
 ) -> None:
-    """Serve a bundle over HTTP with ONNX Runtime (never torch): /v1/detect, /v1/model, /healthz, /readyz, /metrics."""
+    """Serve over HTTP with ONNX Runtime (never torch): /v1/detect, /v1/model, /healthz, /readyz, /metrics.
+
+    With --alias (the default, `production`) the server swaps in the alias's new version when it moves."""
+    import logging
+
     import uvicorn
 
+    from visionloop.errors import UsageError
     from visionloop.serve.app import create_app
 
-    api = create_app(bundle, api_key=api_key, max_upload_bytes=int(max_upload_mb * 2**20))
+    if alias is not None and bundle is not None:
+        raise UsageError("--alias and --bundle exclude each other", fix="serve either an alias or a folder")
+    if poll_seconds <= 0:
+        raise UsageError(f"--poll-seconds must be positive, not {poll_seconds}", fix="pass e.g. 1.0")
+    handler = logging.StreamHandler()  # stderr: swaps and refusals, one line each
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("visionloop").addHandler(handler)
+    logging.getLogger("visionloop").setLevel(logging.INFO)
+    limit = int(max_upload_mb * 2**20)
+    if bundle is not None:
+        api = create_app(bundle, api_key=api_key, max_upload_bytes=limit)
+        source = str(bundle)
+        ws = None
+    else:
+        from visionloop.serve.follow import AliasFollower, open_alias
+        from visionloop.serve.model import Holder
+
+        alias = alias or "production"
+        ws = _ws()
+        holder = Holder(open_alias(ws, alias))
+        follower = AliasFollower(ws, alias, holder, poll_seconds=poll_seconds)
+        api = create_app(holder, api_key=api_key, max_upload_bytes=limit, follower=follower)
+        source = f"alias {alias!r} (following it every {poll_seconds:g} s)"
     out.print(
-        f"serving v{api.state.holder.current.version} from {bundle} on http://{host}:{port}", highlight=False
+        f"serving v{api.state.holder.current.version} from {source} on http://{host}:{port}", highlight=False
     )
-    uvicorn.run(api, host=host, port=port, log_level="warning")
+    try:
+        uvicorn.run(api, host=host, port=port, log_level="warning")
+    finally:
+        if ws is not None:
+            ws.close()

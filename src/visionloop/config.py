@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from visionloop.errors import ConfigError
 
@@ -65,11 +65,37 @@ class ImportConfig(_Frozen):
 class RetrainPolicy(_Frozen):
     #: Retrain once this many newly labeled items exist since the production model's dataset version.
     min_new_items: int = Field(100, ge=1)
+    #: A cron expression (``0 3 * * *``: every day at 03:00 UTC) that also starts a retrain; empty = none.
     schedule: str = ""
+    #: Also require at least this many new labeled boxes of these classes, e.g. ``{ Platelets = 20 }``.
+    min_new_per_class: dict[str, int] = Field(default_factory=dict)
+    #: Start a retrain from the production model's weights (same architecture and classes).
+    warm_start: bool = True
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        if v.strip():
+            from croniter import croniter
+
+            if not croniter.is_valid(v):
+                raise ValueError(f"{v!r} is not a cron expression (minute hour day month weekday)")
+        return v.strip()
+
+
+class AgentConfig(_Frozen):
+    #: Seconds between two looks at the triggers.
+    interval_s: float = Field(10.0, gt=0)
+    #: A failed pipeline run is retried this many times in all, with exponential back-off.
+    max_attempts: int = Field(3, ge=1)
+    backoff_s: float = Field(30.0, ge=0)
+    #: The pipeline lock expires this long after the last heartbeat of a vanished agent.
+    lease_ttl_s: float = Field(120.0, ge=1)
 
 
 class PoliciesConfig(_Frozen):
     retrain: RetrainPolicy = RetrainPolicy()
+    agent: AgentConfig = AgentConfig()
 
 
 class TrainDefaults(_Frozen):
@@ -213,8 +239,20 @@ workers = 4
 [policies.retrain]
 # Retrain when this many newly labeled items exist since the production model's dataset version.
 min_new_items = 100
-# Optional cron expression, e.g. "0 3 * * 0" (Sundays at 03:00).
+# Optional cron expression (UTC), e.g. "0 3 * * 0" (Sundays at 03:00).
 schedule = ""
+# Also require this many new labeled boxes of some classes, e.g. {{ Platelets = 20 }}.
+min_new_per_class = {{}}
+# Start a retrain from the production model's weights (same architecture, classes and input size).
+warm_start = true
+
+[policies.agent]
+# `visionloop agent`: seconds between looks at the triggers; retries of a failed run with back-off
+# (backoff_s, then twice that, …); the pipeline lock of a vanished agent expires after lease_ttl_s.
+interval_s = 10.0
+max_attempts = 3
+backoff_s = 30.0
+lease_ttl_s = 120.0
 
 [train]
 # Defaults of `visionloop train` (measured on BCCD from scratch on a 2-core CPU: docs/BENCHMARKS.md).

@@ -1,21 +1,31 @@
-"""``make demo``: the loop on the embedded default, in a fresh temporary workspace.
+"""``make demo``: the whole loop on the embedded default, in a fresh temporary workspace.
 
-Synthesize `day` data, import and validate it, version it, add shifted-domain
-(`night`) data, diff the versions, export and re-import losslessly, fsck; then
-train a model on each version, gate each (the second against production on the
-newer test split) and promote what passes. Export, serving, monitoring and the
-agent join this script as they land; the summary says so plainly.
+Synthetic `day` data → v1 through the pipeline (snapshot, train, evaluate, gate,
+export, bundle, promote) → a real server following the `production` alias →
+production traffic from a shifted domain (`night`) shows v1 doing poorly → labeled
+night data arrives (a simulated reviewer: the generator's ground truth) → the agent's
+threshold trigger retrains v2 by itself (warm-started from v1) → v2 is gated against
+v1 on the newer test split and promoted → the running server answers with v2, and
+does better at night. Accuracy per domain is measured on the server's own answers.
 """
 
 from __future__ import annotations
 
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -23,6 +33,17 @@ from visionloop.progress import progress_bar
 
 console = Console()
 T = TypeVar("T")
+TRAFFIC = 60  # production images per domain
+THRESHOLD = 100  # new labeled items that trigger a retrain
+NIGHT = 240  # reviewed night images that arrive
+
+SETTINGS = {
+    "min_new_items = 100": f"min_new_items = {THRESHOLD}",
+    "imgsz = 320": "imgsz = 256",
+    "epochs = 30": "epochs = 12",
+    "time_budget_min = 0": "time_budget_min = 1.25",
+    "interval_s = 10.0": "interval_s = 1.0",
+}
 
 
 def _step(timings: list[tuple[str, float]], name: str, fn: Callable[[], T]) -> T:
@@ -33,151 +54,311 @@ def _step(timings: list[tuple[str, float]], name: str, fn: Callable[[], T]) -> T
     return result
 
 
-def _model_half(ws: Any, v1: str, v2: str, timings: list[tuple[str, float]]) -> list[tuple[str, str]]:
-    """Train on v1, gate, promote; train on v2, gate against production on v2's test split."""
-    try:
-        from visionloop.train.config import TrainConfig
-        from visionloop.train.run import train
-    except ImportError:
-        return [("model half", "skipped: install the `train` extra (make demo does)")]
-    from visionloop.registry.aliases import promote
-    from visionloop.registry.gate import gate_model
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
-    cfg = TrainConfig(imgsz=256, epochs=12, time_budget_min=0.75, device="cpu")
-    rows = []
-    for n, version in ((1, v1), (2, v2)):
-        console.rule(
-            f"[bold]{12 + 2 * n - 1}. Train model m{n} on dataset version {version[:12]} (45 s budget)"
+
+def _cli(root: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "visionloop", "-w", str(root), *args]
+
+
+class Server:
+    """``visionloop serve --alias production`` as a real process."""
+
+    def __init__(self, root: Path, log: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        cmd = _cli(root, "serve", "--alias", "production", "--port", str(self.port), "--poll-seconds", "0.5")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited: {log.read_text()}")
+            try:
+                self.get("/readyz")
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"the server did not become ready: {log.read_text()}")
+
+    def get(self, path: str) -> dict[str, Any]:
+        with urllib.request.urlopen(self.url + path, timeout=10) as r:
+            doc: dict[str, Any] = json.loads(r.read())
+        return doc
+
+    def detect(self, jpeg: bytes) -> dict[str, Any]:
+        req = urllib.request.Request(
+            self.url + "/v1/detect?score_threshold=0.05",
+            data=jpeg,
+            headers={"content-type": "image/jpeg"},
         )
-        t0 = time.perf_counter()
-        with progress_bar(f"train m{n}") as advance:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            doc: dict[str, Any] = json.loads(r.read())
+        return doc
 
-            def hook(kind: str, _info: dict[str, Any], advance: Callable[..., None] = advance) -> None:
-                if kind == "step":
-                    advance()
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
 
-            res = train(ws, version, cfg, hook=hook, created_by="demo")
-        timings.append((f"train m{n}", time.perf_counter() - t0))
-        assert res.model_version is not None
-        mv = res.model_version
-        console.rule(f"[bold]{12 + 2 * n}. Gate model v{mv}: floors, and no regression against production")
-        t0 = time.perf_counter()
-        report = gate_model(ws, mv)
-        timings.append((f"gate v{mv}", time.perf_counter() - t0))
-        verdict = "passed" if report.passed else "refused: " + "; ".join(c.detail for c in report.failed())
-        if report.passed:
-            promote(ws, mv, actor="demo", reason="passed its gates")
-            verdict += ", promoted to production"
-        console.print(f"  v{mv}: {verdict}", highlight=False)
-        metrics = f"test mAP50 {res.metrics['map50']:.3f}, mAP50-95 {res.metrics['map50_95']:.3f}"
-        rows.append((f"model v{mv} (data {version[:12]})", f"{metrics}; gate {verdict}"))
-    return rows
+
+def traffic(domain: str, seed: int, size: int = 256) -> list[tuple[bytes, Any]]:
+    """Production images from ``domain`` (JPEG bytes) with the generator's ground truth."""
+    from visionloop.data.synth import render_scene
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(TRAFFIC):
+        img, truth = render_scene(rng, domain, size)
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=90)
+        out.append((buf.getvalue(), truth))
+    return out
+
+
+def served_map(server: Server, images: list[tuple[bytes, Any]], label: str) -> tuple[float, set[int]]:
+    """mAP50 of the server's answers on ``images``, and the model versions that answered."""
+    from visionloop.data.synth import SYNTH_CLASSES
+    from visionloop.evaluate.metrics import coco_metrics
+    from visionloop.types import Detections
+
+    preds, versions = [], set()
+    with progress_bar(label) as advance:
+        advance(total=len(images))
+        for jpeg, _ in images:
+            doc = server.detect(jpeg)
+            versions.add(int(doc["model_version"]))
+            found = doc["detections"]
+            preds.append(
+                Detections(
+                    np.array([d["box"] for d in found], dtype=np.float64).reshape(-1, 4),
+                    np.array([SYNTH_CLASSES.index(d["class"]) for d in found], dtype=np.int64),
+                    np.array([d["score"] for d in found], dtype=np.float64),
+                )
+            )
+            advance()
+    size = [(256, 256)] * len(images)
+    res = coco_metrics([t for _, t in images], preds, SYNTH_CLASSES, size)
+    return float(res.metrics["map50"]), versions
+
+
+def _synth(base: Path, domain: str, n: int, seed: int) -> Path:
+    from visionloop.data.synth import generate
+
+    out = base / f"incoming-{domain}"
+    with progress_bar(f"synth {domain}") as advance:
+        advance(total=n)
+        generate(out, images=n, seed=seed, domain=domain, size=256, progress=lambda _done: advance())
+    return out
+
+
+def _import(ws: Any, path: Path) -> None:
+    from visionloop.data.ingest import import_dataset
+
+    with progress_bar(f"import {path.name}") as advance:
+        res = import_dataset(ws, path, progress=advance, on_scan=lambda n: advance(total=n))
+    console.print(
+        f"  {res.new} new images, {res.boxes} boxes {res.boxes_per_class}, "
+        f"{res.rejected} rejected, {len(res.findings)} findings",
+        highlight=False,
+    )
+
+
+def _make_workspace(root: Path) -> Any:
+    from visionloop.workspace import init_workspace, open_workspace
+
+    first = init_workspace(root)
+    cfg = first.root / "visionloop.toml"
+    first.close()
+    text = cfg.read_text(encoding="utf-8")
+    for old, new in SETTINGS.items():
+        text = text.replace(old, new)
+    cfg.write_text(text, encoding="utf-8")
+    return open_workspace(cfg.parent)
+
+
+def _agent_retrains(ws: Any, base: Path) -> Any:
+    """Start `visionloop agent`, let its threshold trigger run the pipeline once, stop it (SIGTERM)."""
+    from visionloop.pipeline.runs import list_runs
+
+    before = {r.id for r in list_runs(ws)}
+    agent = subprocess.Popen(_cli(ws.root, "agent"), stdout=subprocess.DEVNULL, env={**os.environ})
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            new = [r for r in list_runs(ws) if r.id not in before]
+            if new and new[0].status in ("succeeded", "failed", "retry_wait"):
+                return new[0]
+            if agent.poll() is not None:
+                raise RuntimeError("the agent exited unexpectedly")
+            time.sleep(0.5)
+        raise RuntimeError("the agent did not finish a pipeline run in 10 minutes")
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=60)
 
 
 def run(base: Path) -> dict[str, Any]:
     """Run the demo under ``base``; returns the figures it printed."""
-    from visionloop.data.export import export_version
-    from visionloop.data.ingest import import_dataset
-    from visionloop.data.synth import generate
-    from visionloop.data.versions import diff_versions, load_manifest, snapshot
+    from visionloop.cli_pipeline import pipeline_progress, render_run
+    from visionloop.data.versions import diff_versions
+    from visionloop.pipeline.runner import run_pipeline
+    from visionloop.registry.versions import get_model
     from visionloop.store.fsck import fsck
-    from visionloop.workspace import init_workspace
 
     timings: list[tuple[str, float]] = []
-
-    def synth(domain: str, n: int, seed: int) -> Path:
-        out = base / f"incoming-{domain}"
-        with progress_bar(f"synth {domain}") as advance:
-            advance(total=n)
-            generate(out, images=n, seed=seed, domain=domain, size=256, progress=advance)
-        return out
-
-    def load(ws: Any, path: Path) -> Any:
-        with progress_bar(f"import {path.name}") as advance:
-            res = import_dataset(ws, path, progress=advance, on_scan=lambda n: advance(total=n))
-        console.print(
-            f"  {res.new} new images, {res.boxes} boxes {res.boxes_per_class}, "
-            f"{res.rejected} rejected, {len(res.findings)} findings",
-            highlight=False,
-        )
-        return res
-
-    day = _step(timings, "1. Synthesize 300 `day` images (YOLO format)", lambda: synth("day", 300, 0))
+    day = _step(
+        timings, "1. Synthesize 300 labeled `day` images (YOLO format)", lambda: _synth(base, "day", 300, 0)
+    )
     ws = _step(
         timings,
         "2. Create the workspace (SQLite + local blob store)",
-        lambda: init_workspace(base / "project"),
+        lambda: _make_workspace(base / "project"),
     )
-    console.print(f"  workspace: {ws.root}")
-    _step(timings, "3. Import and validate the day data", lambda: load(ws, day))
-    v1, _ = _step(timings, "4. Snapshot dataset version v1", lambda: snapshot(ws, "day data"))
-    console.print(f"  v1 = {v1.short}: {v1.n_images} images, {v1.n_boxes} boxes", highlight=False)
-    night = _step(
-        timings,
-        "5. New data arrives from a shifted domain: 120 `night` images",
-        lambda: synth("night", 120, 1),
-    )
-    _step(timings, "6. Import the night data", lambda: load(ws, night))
-    v2, _ = _step(timings, "7. Snapshot v2", lambda: snapshot(ws, "day + night"))
-    diff = _step(timings, "8. Diff v1 → v2", lambda: diff_versions(ws, v1.id, v2.id))
-    console.print(
-        f"  +{diff['added']} images; boxes per class "
-        f"{ {c: x['delta'] for c, x in diff['boxes_per_class'].items()} }",
-        highlight=False,
-    )
-    again = _step(timings, "9. Re-import the same data (must add nothing)", lambda: load(ws, night))
-    out = base / "export-coco"
-    _step(timings, "10. Export v2 as COCO", lambda: export_version(ws, v2.id, "coco", out))
-    fresh = init_workspace(base / "roundtrip")
-    _step(timings, "11. Import the export into a fresh workspace", lambda: load(fresh, out))
-    v3, _ = snapshot(fresh, "round trip")
-    same = {e[0] for e in load_manifest(ws, v2)["items"]} == {
-        e[0] for e in load_manifest(fresh, v3)["items"]
-    } and v3.stats["boxes_per_class"] == v2.stats["boxes_per_class"]
-    report = _step(timings, "12. fsck: re-hash every blob, check every reference", lambda: fsck(ws))
-    models = _model_half(ws, v1.id, v2.id, timings)
+    console.print(f"  workspace: {ws.root}  (retrain threshold: {THRESHOLD} new labeled items)")
+    _step(timings, "3. Import and validate the day data", lambda: _import(ws, day))
 
-    table = Table(title="visionloop demo", title_justify="left")
-    for col in ("check", "result"):
-        table.add_column(col)
-    table.add_row("v1 (day)", f"{v1.short}  {v1.n_images} images  {v1.n_boxes} boxes")
-    table.add_row("v2 (day + night)", f"{v2.short}  {v2.n_images} images  {v2.n_boxes} boxes")
-    table.add_row("re-import adds nothing", "yes" if again.new == 0 and again.relabeled == 0 else "NO")
-    table.add_row("export → import round trip", "identical images and boxes" if same else "DIFFERENT")
-    table.add_row("fsck", "clean" if report.ok else f"{len(report.errors)} errors")
-    for row in models:
-        table.add_row(*row)
-    table.add_row(
-        "export, bundle, serve",
-        "built as commands (visionloop export | bundle | serve); not in this demo yet",
+    def pipeline() -> Any:
+        with pipeline_progress() as hook:
+            return run_pipeline(ws, actor="demo", hook=hook)
+
+    first = _step(
+        timings,
+        "4. `visionloop run`: snapshot → train (75 s) → evaluate → gate → export → bundle → promote",
+        pipeline,
     )
-    table.add_row("monitor → agent → retrain loop", "not in this build yet")
+    if first.status != "succeeded" or not first.outputs.get("promoted"):
+        raise RuntimeError(f"v1's pipeline did not promote it: {first.error}")
+    render_run(first)
+    v1 = first.outputs["model_version"]
+
+    server = _step(
+        timings,
+        "5. Start `visionloop serve --alias production` (ONNX Runtime; follows the alias)",
+        lambda: Server(ws.root, base / "serve.log"),
+    )
+    try:
+        console.print(f"  {server.url} serves v{server.get('/readyz')['model_version']}", highlight=False)
+        day_traffic, night_traffic = traffic("day", 101), traffic("night", 102)
+        scores: dict[int, dict[str, float]] = {}
+
+        def measure(version: int) -> None:
+            d, _ = served_map(server, day_traffic, f"{TRAFFIC} day requests")
+            n, seen = served_map(server, night_traffic, f"{TRAFFIC} night requests")
+            scores[version] = {"day": d, "night": n}
+            console.print(
+                f"  answered by v{sorted(seen)}: mAP50 day {d:.3f}, night {n:.3f}"
+                + ("  ← the world moved on: v1 does poorly at night" if version == v1 else ""),
+                highlight=False,
+            )
+
+        _step(timings, "6. Production traffic: day, then a shifted domain (night)", lambda: measure(v1))
+        night = _step(
+            timings,
+            f"7. Reviewed night images arrive: {NIGHT}, labeled by a simulated reviewer "
+            "(the generator's ground truth stands in for a person)",
+            lambda: _synth(base, "night", NIGHT, 1),
+        )
+        _step(timings, "8. Import them (the retrain threshold is crossed)", lambda: _import(ws, night))
+        second = _step(
+            timings,
+            "9. `visionloop agent`: its threshold trigger retrains by itself (warm start from v1), "
+            "gates v2 against v1 on the newer test split, exports, bundles, promotes",
+            lambda: _agent_retrains(ws, base),
+        )
+        render_run(second)
+        v2 = second.outputs.get("model_version")
+        promoted = bool(second.outputs.get("promoted"))
+
+        def swapped() -> int:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                current = int(server.get("/readyz")["model_version"])
+                if current == v2:
+                    return current
+                time.sleep(0.2)
+            return int(server.get("/readyz")["model_version"])
+
+        serving = _step(timings, "10. The running server follows production", swapped)
+        console.print(f"  the server now answers with v{serving} (no restart)", highlight=False)
+        if serving != v1:
+            _step(timings, "11. The same production traffic, answered by v2", lambda: measure(serving))
+    finally:
+        server.stop()
+
+    diff = diff_versions(ws, first.outputs["dataset"], second.outputs["dataset"])
+    report = _step(timings, "12. fsck: re-hash every blob, check every reference", lambda: fsck(ws))
+
+    table = Table(title="visionloop demo — the loop, closed", title_justify="left")
+    for col in ("model", "trained on", "trigger", "mAP50 day", "mAP50 night", "gate", "production"):
+        table.add_column(col, justify="right" if col.startswith("mAP") else "left")
+    for run_, label in ((first, "300 day"), (second, f"+{diff['added']} night")):
+        v = run_.outputs.get("model_version")
+        if v is None:
+            continue
+        mv = get_model(ws, v)
+        gate = mv.gate_report or {}
+        checks = gate.get("checks", [])
+        passed = sum(c["status"] == "pass" for c in checks)
+        verdict = f"passed {passed}/{len(checks)}" if gate.get("passed") else "FAILED"
+        if gate.get("production_version"):
+            verdict += f" vs v{gate['production_version']}"
+        s = scores.get(v, {})
+        table.add_row(
+            f"v{v}",
+            label,
+            run_.trigger,
+            f"{s['day']:.3f}" if s else "-",
+            f"{s['night']:.3f}" if s else "-",
+            verdict,
+            "yes" if run_.outputs.get("promoted") else "no",
+        )
     console.print(table)
-    steps = Table(title="Step timings", title_justify="left")
+    console.print(
+        "  mAP50 of the running server's answers to the same 60 day and 60 night requests", highlight=False
+    )
+    steps = Table(title="Pipeline step timings (seconds)", title_justify="left")
     steps.add_column("step")
-    steps.add_column("seconds", justify="right")
-    for name, secs in timings:
-        steps.add_row(name, f"{secs:.2f}")
+    for r in (first, second):
+        steps.add_column(f"run {r.id} ({r.trigger})", justify="right")
+    for name in [s.name for s in first.steps]:
+        row = [name]
+        for r in (first, second):
+            hit = [s for s in r.steps if s.name == name]
+            row.append(f"{hit[-1].seconds:.1f}" if hit and hit[-1].seconds is not None else "-")
+        steps.add_row(*row)
     console.print(steps)
+    console.print(f"fsck: {'clean' if report.ok else f'{len(report.errors)} errors'}", highlight=False)
+    w = f"visionloop -w {ws.root}"
     console.print(
         "Look next:\n"
-        f"  visionloop -w {ws.root} dataset list\n"
-        f"  visionloop -w {ws.root} dataset show {v2.short}\n"
-        f"  visionloop -w {ws.root} dataset diff {v1.short} {v2.short}\n"
-        f"  visionloop -w {ws.root} fsck\n"
-        f"  visionloop -w {ws.root} model list\n"
-        f"  visionloop -w {ws.root} model show 1\n"
-        f"  visionloop -w {ws.root} model history",
+        f"  {w} pipeline list                # runs, triggers, timings\n"
+        f"  {w} pipeline show {second.id}              # every step of the agent's run\n"
+        f"  {w} model list                   # versions, status, aliases\n"
+        f"  {w} model show {v2}                 # metrics per class, gate report, lineage\n"
+        f"  {w} model history                # what served when\n"
+        f"  {w} dataset diff {first.outputs['dataset'][:8]} {second.outputs['dataset'][:8]}\n"
+        f"  {w} serve --alias production     # serve it again",
         highlight=False,
     )
-    ok = again.new == 0 and same and report.ok
-    return {"ok": ok, "v1": v1.id, "v2": v2.id, "timings": timings}
+    better = v2 in scores and scores[v2]["night"] > scores[v1]["night"]
+    ok = promoted and serving == v2 and better and report.ok
+    if not ok:
+        console.print("[bold red]the loop did not close as expected: see the tables above[/]")
+    return {"ok": ok, "scores": scores, "v1": v1, "v2": v2, "timings": timings}
 
 
 def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="visionloop-demo-"))
     console.print(f"[bold]visionloop demo[/] in {base}")
+    t0 = time.perf_counter()
     result = run(base)
+    console.print(f"demo finished in {time.perf_counter() - t0:.0f} s", highlight=False)
     sys.exit(0 if result["ok"] else 1)
 
 

@@ -29,6 +29,9 @@ codes in one place (``cli.py``); library code never exits the process.
         ├── GateError                    a gate cannot run on this model version
         ├── PromotionError               promote / rollback refused
         └── ApprovalError                approve / reject refused
+    └── PipelineError                    exit 8   pipeline runs and the agent
+        ├── PipelineBusyError            another pipeline run holds the lock
+        └── StopRequested                a clean shutdown (SIGTERM) stopped a run between steps
 """
 
 from __future__ import annotations
@@ -145,4 +148,16 @@ class PromotionError(ModelError):
 
 
 class ApprovalError(ModelError):
+    pass
+
+
+class PipelineError(VisionloopError):
+    exit_code = 8
+
+
+class PipelineBusyError(PipelineError):
+    pass
+
+
+class StopRequested(PipelineError):
     pass

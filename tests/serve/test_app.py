@@ -100,19 +100,51 @@ def test_a_tampered_bundle_is_never_served(bundle: Path, tmp_path: Path) -> None
 
 
 _NO_TORCH = """
-import sys, json
+import sys, json, time
 from fastapi.testclient import TestClient
 from visionloop.serve.app import create_app
-client = TestClient(create_app(sys.argv[1]))
-r = client.post("/v1/detect", content=open(sys.argv[2], "rb").read())
-print(json.dumps({"status": r.status_code, "torch": "torch" in sys.modules}))
+mode, source, image = sys.argv[1:]
+if mode == "bundle":
+    app = create_app(source)
+else:  # v1 is production, exported but not published: publishing and swapping must not need torch
+    from visionloop.registry.aliases import promote
+    from visionloop.serve.follow import AliasFollower, open_alias
+    from visionloop.serve.model import Holder
+    from visionloop.workspace import open_workspace
+    ws = open_workspace(source)
+    holder = Holder(open_alias(ws, "production"))
+    app = create_app(holder, follower=AliasFollower(ws, "production", holder, poll_seconds=0.05))
+versions = []
+with TestClient(app) as client:
+    r = client.post("/v1/detect", content=open(image, "rb").read())
+    versions.append(r.json()["model_version"])
+    if mode == "alias":
+        promote(ws, 2, actor="test", reason=None)
+        deadline = time.monotonic() + 30
+        while client.get("/readyz").json()["model_version"] != 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        versions.append(client.post("/v1/detect", content=open(image, "rb").read()).json()["model_version"])
+print(json.dumps({"status": r.status_code, "versions": versions, "torch": "torch" in sys.modules}))
 """
 
 
-def test_serving_never_imports_torch(bundle: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["bundle", "alias"])
+def test_serving_never_imports_torch(mode: str, bundle: Path, project: Path, tmp_path: Path) -> None:
+    """Neither a bundle folder nor an alias (publish, materialize, load, swap) imports torch."""
+    from visionloop.registry.aliases import promote
+    from visionloop.workspace import open_workspace
+
+    if mode == "alias":
+        with open_workspace(project) as ws:
+            promote(ws, 1, actor="test", reason=None)
     image = tmp_path / "a.png"
     image.write_bytes(_png())
+    source = str(bundle if mode == "bundle" else project)
     out = subprocess.run(
-        [sys.executable, "-c", _NO_TORCH, str(bundle), str(image)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", _NO_TORCH, mode, source, str(image)],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
-    assert json.loads(out.strip().splitlines()[-1]) == {"status": 200, "torch": False}
+    versions = [1] if mode == "bundle" else [1, 2]
+    assert json.loads(out.strip().splitlines()[-1]) == {"status": 200, "versions": versions, "torch": False}

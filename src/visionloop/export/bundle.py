@@ -1,10 +1,15 @@
 """Bundles: the deployable unit of a model version.
 
-A bundle folder holds the exported model files, ``bundle.json`` (classes, input
-size, preprocessing, output contract, score threshold, metrics, lineage, and the
-sha256 and size of every file) and ``MODEL_CARD.md``. :func:`load_bundle`
-verifies every file against ``bundle.json`` whenever a bundle is loaded; the
-serving side needs nothing but this module, json and hashlib (no torch).
+A bundle holds the exported model files, ``bundle.json`` (classes, input size,
+preprocessing, output contract, score threshold, metrics, lineage, and the sha256 and
+size of every file) and ``MODEL_CARD.md``.
+
+:func:`publish_bundle` stores ``bundle.json`` and the model card as blobs and names them
+as artifacts of the model version: the model files already are blobs, and a blob's oid is
+its sha256, so a published bundle is complete inside the workspace. :func:`materialize_bundle`
+writes one into a folder (atomically) and :func:`load_bundle` verifies every file against
+``bundle.json`` whenever a bundle is loaded. None of this imports torch: the serving side
+needs the registry, the blob store, json and hashlib only.
 """
 
 from __future__ import annotations
@@ -12,14 +17,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from visionloop.errors import DataError, UsageError
+from visionloop.registry.versions import ModelVersion, add_artifacts, get_model
+from visionloop.store.blobs import sha256_hex
+from visionloop.workspace import Workspace
 
 BUNDLE_FORMAT = "visionloop.bundle/1"
 FILES = {"model.onnx": "onnx", "model.int8.onnx": "onnx-int8", "model.ort": "ort"}
+MANIFEST = "bundle.json"
+CARD = "MODEL_CARD.md"
 
 
 @dataclass(frozen=True)
@@ -103,29 +115,26 @@ with few examples or small objects have the lowest AP above; check them before r
 """
 
 
-def write_bundle(ws: Any, ref: str | int, out: Path | str, *, score_threshold: float = 0.25) -> Bundle:
-    """Write the bundle of an exported model version into the new or empty folder ``out``."""
-    from visionloop.export.run import export_report
-    from visionloop.registry.versions import get_model
+def _export_report(ws: Workspace, mv: ModelVersion) -> dict[str, Any]:
+    """The version's export report, read from its blob (``export.run`` would import torch)."""
+    oid = mv.artifacts.get("export.json")
+    if oid is None or "model.onnx" not in mv.artifacts:
+        raise UsageError(
+            f"model version {mv.version} has not been exported",
+            where=str(ws.root),
+            fix=f"run `visionloop export {mv.version}`",
+        )
+    return dict(json.loads(ws.blobs.get(oid, verify=True)))
 
-    mv = get_model(ws, ref)
-    export = export_report(ws, mv.version)
-    if export is None or "model.onnx" not in mv.artifacts:
-        raise UsageError(
-            f"model version {mv.version} has not been exported", fix=f"run `visionloop export {mv.version}`"
-        )
-    target = Path(out)
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise UsageError(
-            "the bundle folder exists and is not empty", where=str(target), fix="choose a new folder"
-        )
-    target.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for name, kind in FILES.items():
-        if name in mv.artifacts:
-            data = ws.blobs.get(mv.artifacts[name], verify=True)
-            (target / name).write_bytes(data)
-            files[name] = {"kind": kind, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+def _build(ws: Workspace, mv: ModelVersion, score_threshold: float) -> tuple[bytes, bytes]:
+    """The bytes of ``bundle.json`` and ``MODEL_CARD.md`` (the same inputs give the same bytes)."""
+    export = _export_report(ws, mv)
+    files = {
+        name: {"kind": kind, "sha256": mv.artifacts[name], "bytes": ws.blobs.size(mv.artifacts[name])}
+        for name, kind in FILES.items()
+        if name in mv.artifacts
+    }
     manifest = {
         "format": BUNDLE_FORMAT,
         "project": ws.settings.project.name,
@@ -154,24 +163,146 @@ def write_bundle(ws: Any, ref: str | int, out: Path | str, *, score_threshold: f
         "lineage": {**mv.lineage, "model_version": mv.version},
         "files": files,
     }
-    card = _card({**manifest, "gate_report": mv.gate_report}, export)
-    (target / "MODEL_CARD.md").write_text(card, encoding="utf-8")
-    files["MODEL_CARD.md"] = {
-        "kind": "card",
-        "sha256": _sha256(target / "MODEL_CARD.md"),
-        "bytes": (target / "MODEL_CARD.md").stat().st_size,
-    }
-    tmp = target / ".bundle.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1, default=str), encoding="utf-8")
-    os.replace(tmp, target / "bundle.json")
-    return load_bundle(target)
+    card = _card(manifest, export).encode()
+    files[CARD] = {"kind": "card", "sha256": sha256_hex(card), "bytes": len(card)}
+    return json.dumps(manifest, indent=1, default=str).encode(), card
+
+
+def _publish(ws: Workspace, mv: ModelVersion, score_threshold: float) -> str:
+    if not 0.0 <= score_threshold <= 1.0:
+        raise UsageError(
+            f"score threshold {score_threshold} is outside [0, 1]", fix="pass a value such as 0.25"
+        )
+    manifest, card = _build(ws, mv, score_threshold)
+    oid, card_oid = sha256_hex(manifest), sha256_hex(card)
+    if mv.artifacts.get(MANIFEST) == oid and mv.artifacts.get(CARD) == card_oid:
+        return oid  # published already, byte for byte
+    ws.blobs.put_bytes(card, card_oid)
+    ws.blobs.put_bytes(manifest, oid)
+    add_artifacts(ws, mv.version, {CARD: card_oid, MANIFEST: oid})
+    return oid
+
+
+def publish_bundle(ws: Workspace, ref: str | int, *, score_threshold: float = 0.25) -> dict[str, Any]:
+    """Publish the bundle of an exported model version in the workspace; its ``bundle.json`` content.
+
+    ``bundle.json`` and ``MODEL_CARD.md`` become blobs and artifacts of the version. Publishing
+    again with the same inputs changes nothing; a new threshold (or a new gate report) publishes a
+    new ``bundle.json`` in place of the old one. Needs no torch."""
+    mv = get_model(ws, ref)
+    oid = _publish(ws, mv, score_threshold)
+    return dict(json.loads(ws.blobs.get(oid)))
+
+
+def published_bundle(ws: Workspace, ref: str | int) -> str | None:
+    """The blob oid of the version's published ``bundle.json``, or None."""
+    return get_model(ws, ref).artifacts.get(MANIFEST)
+
+
+def _write(path: Path, data: bytes) -> None:
+    with path.open("xb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _matches(dest: Path, oid: str) -> Bundle | None:
+    """The bundle in ``dest`` when it is the published one (``bundle.json`` = ``oid``) and verifies."""
+    manifest = dest / MANIFEST
+    if not manifest.is_file() or _sha256(manifest) != oid:
+        return None
+    try:
+        return load_bundle(dest)
+    except DataError:
+        return None  # changed or incomplete: written anew
+
+
+def _materialize(ws: Workspace, version: int, oid: str, dest: Path) -> Bundle:
+    found = _matches(dest, oid)
+    if found is not None:
+        return found
+    manifest = ws.blobs.get(oid, verify=True)
+    files = json.loads(manifest)["files"]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.tmp"
+    tmp.mkdir()
+    try:
+        for name, meta in files.items():
+            if "/" in name or name.startswith(".") or name == MANIFEST:
+                raise DataError(
+                    f"bundle.json of v{version} names the file {name!r}",
+                    where=ws.blobs.url,
+                    fix=f"publish the bundle again (`visionloop bundle {version}`)",
+                )
+            _write(tmp / name, ws.blobs.get(meta["sha256"], verify=True))
+        _write(tmp / MANIFEST, manifest)
+        _fsync_dir(tmp)
+        _install(tmp, dest, oid)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _fsync_dir(dest.parent)
+    return load_bundle(dest)
+
+
+def _install(tmp: Path, dest: Path, oid: str) -> None:
+    """Rename the finished folder ``tmp`` to ``dest``; a stale ``dest`` is moved aside first."""
+    try:
+        tmp.rename(dest)  # replaces nothing, or an empty folder
+        return
+    except OSError:
+        if _matches(dest, oid) is not None:
+            return  # another process put the same bundle there first
+    old = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.old"
+    dest.rename(old)
+    try:
+        tmp.rename(dest)
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def materialize_bundle(ws: Workspace, ref: str | int, dest: Path | str) -> Bundle:
+    """Write the published bundle of a model version into the folder ``dest`` and load it (verified).
+
+    The files are written into a temporary sibling folder and renamed into place, so ``dest`` never
+    holds half a bundle; a ``dest`` that already holds this bundle, intact, is reused. Needs no torch."""
+    mv = get_model(ws, ref)
+    oid = mv.artifacts.get(MANIFEST)
+    if oid is None:
+        if "model.onnx" not in mv.artifacts:
+            _export_report(ws, mv)  # raises: not exported
+        raise UsageError(
+            f"model version {mv.version} has no published bundle",
+            where=str(ws.root),
+            fix=f"run `visionloop bundle {mv.version}`",
+        )
+    return _materialize(ws, mv.version, oid, Path(dest))
+
+
+def write_bundle(ws: Workspace, ref: str | int, out: Path | str, *, score_threshold: float = 0.25) -> Bundle:
+    """Publish the bundle of an exported model version and write it into the new or empty folder ``out``."""
+    target = Path(out)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise UsageError(
+            "the bundle folder exists and is not empty", where=str(target), fix="choose a new folder"
+        )
+    mv = get_model(ws, ref)
+    oid = _publish(ws, mv, score_threshold)
+    return _materialize(ws, mv.version, oid, target)
 
 
 def load_bundle(path: Path | str) -> Bundle:
     """Read a bundle and verify every file's size and sha256; any mismatch is refused."""
     root = Path(path)
     try:
-        manifest = json.loads((root / "bundle.json").read_text(encoding="utf-8"))
+        manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(
             "no bundle.json here", where=str(root), fix="point at a folder made by `visionloop bundle`"

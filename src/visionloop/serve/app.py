@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import hmac
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from anyio import CapacityLimiter, to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from visionloop.errors import DataError
-from visionloop.serve.model import Holder, decode, detect, load
+from visionloop.serve.model import Holder, Loaded, decode, detect, inference_slots, load
+
+if TYPE_CHECKING:
+    from visionloop.serve.follow import AliasFollower
 
 MAX_UPLOAD = 10 * 2**20
 
@@ -21,11 +27,30 @@ def _error(status: int, what: str, fix: str) -> JSONResponse:
     return JSONResponse({"error": what, "fix": fix}, status_code=status)
 
 
+def _infer(loaded: Loaded, data: bytes, score_threshold: float | None) -> dict[str, Any]:
+    """Decode, preprocess and detect: the CPU-bound part of a request (raises DataError on bad bytes)."""
+    rgb = decode(data)
+    threshold = loaded.bundle.manifest["score_threshold"] if score_threshold is None else score_threshold
+    return {
+        "model_version": loaded.version,
+        "image": {"width": rgb.width, "height": rgb.height},
+        "detections": detect(loaded, rgb, float(threshold)),
+    }
+
+
 def create_app(
-    bundle: Path | str, *, api_key: str | None = None, max_upload_bytes: int = MAX_UPLOAD
+    bundle: Path | str | Holder,
+    *,
+    api_key: str | None = None,
+    max_upload_bytes: int = MAX_UPLOAD,
+    follower: AliasFollower | None = None,
 ) -> FastAPI:
-    """An app serving ``bundle`` (verified and warmed before the app exists)."""
-    holder = Holder(load(bundle))
+    """An app serving ``bundle`` (a folder, verified and warmed before the app exists, or a holder).
+
+    With ``follower`` (which must hold the same holder), the app follows an alias while it runs."""
+    holder = bundle if isinstance(bundle, Holder) else Holder(load(bundle))
+    if follower is not None and follower.holder is not holder:
+        raise ValueError("the follower must swap the holder this app serves")
     registry = CollectorRegistry()
     requests = Counter(
         "visionloop_requests_total", "Detect requests", ["status", "model_version"], registry=registry
@@ -37,8 +62,26 @@ def create_app(
         registry=registry,
         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
     )
-    app = FastAPI(title="visionloop serve", version="1")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if follower is not None:
+            follower.start()
+        try:
+            yield
+        finally:
+            if follower is not None:
+                await to_thread.run_sync(follower.stop)
+
+    def following() -> dict[str, Any]:
+        return {"alias": None} if follower is None else follower.status()
+
+    app = FastAPI(title="visionloop serve", version="1", lifespan=lifespan)
     app.state.holder = holder
+    app.state.follower = follower
+    # decode + inference run in worker threads (see inference_slots), so the event loop keeps reading
+    # and answering other requests meanwhile
+    limiter = CapacityLimiter(inference_slots())
 
     def authorized(request: Request) -> bool:
         if not api_key:
@@ -54,7 +97,7 @@ def create_app(
 
     @app.get("/readyz")
     def readyz() -> dict[str, Any]:
-        return {"status": "ready", "model_version": holder.current.version}
+        return {"status": "ready", "model_version": holder.current.version, **following()}
 
     @app.get("/metrics")
     def metrics() -> Response:
@@ -65,7 +108,7 @@ def create_app(
         if not authorized(request):
             return _error(401, "missing or wrong API key", "send it in the X-API-Key header")
         m = holder.current.bundle.manifest
-        return {
+        return following() | {
             k: m[k]
             for k in (
                 "model_version",
@@ -119,18 +162,12 @@ def create_app(
             return _error(400, "the request has no image", "send image bytes or a multipart file")
         t0 = time.perf_counter()
         try:
-            rgb = decode(data)
+            result = await to_thread.run_sync(_infer, loaded, data, score_threshold, limiter=limiter)
         except DataError as exc:
             requests.labels("415", version).inc()
             return _error(415, exc.what, exc.fix or "")
-        threshold = loaded.bundle.manifest["score_threshold"] if score_threshold is None else score_threshold
-        found = detect(loaded, rgb, float(threshold))
         latency.labels(version).observe(time.perf_counter() - t0)
         requests.labels("200", version).inc()
-        return {
-            "model_version": loaded.version,
-            "image": {"width": rgb.width, "height": rgb.height},
-            "detections": found,
-        }
+        return JSONResponse(result)  # already plain JSON types: skip FastAPI's response encoding
 
     return app

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -175,5 +176,101 @@ evaluations = Table(
     Column("split", String(16), nullable=False),
     Column("metrics", JSON, nullable=False),
     Column("artifacts", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+pipeline_runs = Table(
+    "pipeline_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("trigger", String(16), nullable=False),  # threshold, schedule, drift, manual
+    # One trigger condition starts exactly one pipeline run: the unique key makes it so.
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("detail", JSON, nullable=False),  # why the trigger fired
+    # running, succeeded, failed, retry_wait, interrupted
+    Column("status", String(16), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("owner", String(200), nullable=True),
+    Column("outputs", JSON, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+)
+
+pipeline_steps = Table(
+    "pipeline_steps",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("pipeline_runs.id"), nullable=False, index=True),
+    Column("attempt", Integer, nullable=False),
+    Column("name", String(32), nullable=False),
+    Column("status", String(16), nullable=False),  # running, done, skipped, failed
+    Column("input_hash", OID, nullable=False),
+    Column("outputs", JSON, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("seconds", Float, nullable=True),
+)
+
+Index("ix_pipeline_steps_name_input", pipeline_steps.c.name, pipeline_steps.c.input_hash)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+review_tasks = Table(
+    "review_tasks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("image_oid", OID, ForeignKey("items.image_oid"), nullable=False, index=True),
+    # the model's proposal (a labels revision with origin ``model:<version>``)
+    Column("proposal_id", Integer, ForeignKey("labels.id"), nullable=False),
+    Column("model_version", Integer, nullable=False),
+    Column("priority", Float, nullable=False),  # higher: a person's look is worth more
+    Column("reasons", JSON, nullable=False),  # the routing policy's components
+    # pending, accepted, edited, rejected, skipped, auto_accepted
+    Column("status", String(16), nullable=False, index=True),
+    Column("decision_id", Integer, ForeignKey("labels.id"), nullable=True),  # the revision it produced
+    Column("decided_by", String(200), nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+Index("ix_review_tasks_status_priority", review_tasks.c.status, review_tasks.c.priority)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),  # viewer, annotator, approver, admin
+    Column("password_hash", Text, nullable=False),  # scrypt, salted
+    Column("disabled", Integer, nullable=False, default=0),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
+    Column("token_hash", OID, nullable=False, unique=True),  # sha256 of the token; the token is shown once
+    Column("label", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id_hash", OID, primary_key=True),  # sha256 of the session cookie value
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )

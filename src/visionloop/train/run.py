@@ -197,9 +197,11 @@ def train(
             register,
         )
     except BaseException as exc:
-        status = {"KeyboardInterrupt": "interrupted", "TrialPruned": "pruned"}.get(
-            type(exc).__name__, "failed"
-        )
+        status = {
+            "KeyboardInterrupt": "interrupted",
+            "StopRequested": "interrupted",
+            "TrialPruned": "pruned",
+        }.get(type(exc).__name__, "failed")
         _finish_run(ws, run_id, status=status, error=f"{type(exc).__name__}: {exc}")
         raise
 

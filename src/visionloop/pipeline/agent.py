@@ -1,0 +1,103 @@
+"""``visionloop agent``: the daemon that keeps the loop turning.
+
+Every tick it takes the pipeline lock (so two agents never train at once; the other
+waits), finishes what is owed first — runs whose back-off has expired, runs a stop or
+a vanished agent interrupted — then asks the trigger policy what holds now and starts
+one pipeline run per trigger key it can claim. A failed run is retried with
+exponential back-off up to ``policies.agent.max_attempts``; never in a tight loop.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from visionloop.pipeline import runs
+from visionloop.pipeline.lease import Lease, make_owner
+from visionloop.pipeline.runner import LEASE, attempt
+from visionloop.pipeline.state import loop_state
+from visionloop.pipeline.steps import Hook
+from visionloop.pipeline.triggers import Trigger, decide
+from visionloop.workspace import Workspace, utcnow
+
+
+def _quiet(_kind: str, _info: dict[str, Any]) -> None:
+    return None
+
+
+class Agent:
+    """One agent process; ``tick`` does one round, ``run_forever`` ticks until ``stop`` is set."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        *,
+        owner: str | None = None,
+        hook: Hook | None = None,
+        signals: Callable[[], Sequence[Trigger]] = lambda: (),
+        clock: Callable[[], datetime] = utcnow,
+        train_overrides: dict[str, Any] | None = None,
+        interval_s: float | None = None,
+    ) -> None:
+        self.ws = ws
+        self.owner = owner or make_owner("agent")
+        self.hook = hook or _quiet
+        self.signals = signals
+        self.clock = clock
+        self.train_overrides = dict(train_overrides or {})
+        self.cfg = ws.settings.policies.agent
+        self.interval_s = interval_s if interval_s is not None else self.cfg.interval_s
+        self.started = clock()
+        self.stop = threading.Event()
+
+    def _attempt(self, run_id: int, attempt_no: int) -> runs.PipelineRun:
+        run = runs.get_run(self.ws, run_id)
+        self.hook("run", {"id": run_id, "trigger": run.trigger, "detail": run.detail, "attempt": attempt_no})
+        done = attempt(
+            self.ws,
+            run_id,
+            attempt_no,
+            actor=f"agent ({self.owner})",
+            hook=self.hook,
+            stop=self.stop,
+            max_attempts=self.cfg.max_attempts,
+            backoff_s=self.cfg.backoff_s,
+            train_overrides=self.train_overrides,
+        )
+        self.hook("run_end", done.to_dict())
+        return done
+
+    def tick(self) -> runs.PipelineRun | None:
+        """One round: None when there was nothing to do or another agent holds the lock."""
+        ws = self.ws
+        with Lease(ws, LEASE, self.owner, self.cfg.lease_ttl_s) as lease:
+            if not lease.held:
+                return None
+            for stale in runs.stale_running(ws):  # we hold the lock, so nobody runs these any more
+                runs.finish_run(ws, stale.id, "interrupted", error="its pipeline process ended mid-run")
+            for due in runs.due_runs(ws, self.clock()):
+                claimed = runs.claim_retry(ws, due.id, self.owner, due.status)
+                if claimed is not None:
+                    return self._attempt(due.id, claimed)
+            state = loop_state(ws, self.signals())
+            for trigger in decide(state, ws.settings.policies.retrain, self.clock(), since=self.started):
+                run_id = runs.create_run(ws, trigger, self.owner)
+                if run_id is not None:
+                    return self._attempt(run_id, 1)
+        return None
+
+    def run_forever(self, max_runs: int | None = None) -> int:
+        """Tick every ``interval_s`` (default ``policies.agent.interval_s``) until stopped (or after ``max_runs`` runs ended);
+        returns how many pipeline attempts it made."""
+        made = 0
+        while not self.stop.is_set():
+            done = self.tick()
+            if done is not None:
+                made += 1
+                if max_runs is not None and made >= max_runs:
+                    break
+                continue  # there may be more owed: look again at once
+            self.stop.wait(self.interval_s)
+        return made
