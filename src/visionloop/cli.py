@@ -38,6 +38,13 @@ model_app = typer.Typer(
 app.add_typer(model_app, name="model")
 pipeline_app = typer.Typer(no_args_is_help=True, help="Pipeline runs: list, show.")
 app.add_typer(pipeline_app, name="pipeline")
+user_app = typer.Typer(no_args_is_help=True, help="Dashboard users: add, list, token.")
+app.add_typer(user_app, name="user")
+review_app = typer.Typer(
+    no_args_is_help=True,
+    help="The review queue: next, accept, edit, reject, skip, list, stats, export, import.",
+)
+app.add_typer(review_app, name="review")
 
 out = Console()
 err = Console(stderr=True)
@@ -242,7 +249,7 @@ def synth(
     )
 
 
-from visionloop import cli_dataset, cli_model, cli_pipeline, cli_train  # noqa: E402,F401  (register their commands)
+from visionloop import cli_dataset, cli_model, cli_pipeline, cli_review, cli_train, cli_ui  # noqa: E402,F401  (register their commands)
 
 
 def main() -> None:

@@ -61,6 +61,14 @@ def pipeline_progress(enabled: bool = True) -> Iterator[Callable[[str, dict[str,
                     f"val mAP50-95 {info['score']:.3f}",
                     highlight=False,
                 )
+            elif kind == "autolabel":
+                err.print(
+                    f"autolabel v{info['model_version']}: {info['images_proposed']} images proposed, "
+                    f"{info['tasks_created']} review tasks, {info['auto_accepted']} auto-accepted",
+                    highlight=False,
+                )
+            elif kind == "autolabel_error":
+                err.print(f"[yellow]autolabel skipped:[/] {escape(info['error'])}", highlight=False)
             elif kind == "run_end":
                 err.print(f"  run {info['id']} → [bold]{info['status']}[/]", highlight=False)
 
@@ -120,17 +128,34 @@ def run_cmd(
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Override [train] epochs.")] = None,
     time_budget_min: Annotated[float | None, typer.Option(help="Override [train] time_budget_min.")] = None,
+    trigger: Annotated[
+        str, typer.Option(help="Why it runs: manual, drift or degradation (as monitoring hands it in).")
+    ] = "manual",
+    key: Annotated[
+        str | None,
+        typer.Option(help="Idempotency key: a second run with the same key is refused (default: unique)."),
+    ] = None,
+    reason: Annotated[str | None, typer.Option(help="Recorded with the trigger.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the pipeline now: snapshot → train → evaluate → gate → export → bundle → promote.
 
     Steps whose inputs were already done are skipped; with nothing new it is a no-op and says so."""
-    from visionloop.pipeline.runner import run_pipeline
+    import uuid
 
+    from visionloop.errors import UsageError
+    from visionloop.pipeline.runner import run_pipeline
+    from visionloop.pipeline.triggers import Trigger
+
+    if trigger not in ("manual", "drift", "degradation"):
+        raise UsageError(f"no trigger kind {trigger!r} for `run`", fix="use manual, drift or degradation")
+    detail = {"reason": reason} if reason else {}
+    started_by = Trigger(trigger, key or f"{trigger}:{uuid.uuid4().hex}", detail)
     overrides = {"epochs": epochs, "time_budget_min": time_budget_min}
     with pipeline_progress(not as_json) as hook:
         run = run_pipeline(
             _ws(),
+            started_by,
             hook=hook,
             until=until,
             train_overrides={k: v for k, v in overrides.items() if v is not None},

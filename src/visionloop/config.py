@@ -83,6 +83,13 @@ class RetrainPolicy(_Frozen):
         return v.strip()
 
 
+class AutolabelPolicy(_Frozen):
+    #: The agent proposes labels (production model) for new unlabeled items on every round.
+    enabled: bool = True
+    #: Auto-accept an image whose every proposal scores at least this (0 = off: people review all).
+    auto_accept: float = Field(0.0, ge=0, le=1)
+
+
 class AgentConfig(_Frozen):
     #: Seconds between two looks at the triggers.
     interval_s: float = Field(10.0, gt=0)
@@ -95,6 +102,7 @@ class AgentConfig(_Frozen):
 
 class PoliciesConfig(_Frozen):
     retrain: RetrainPolicy = RetrainPolicy()
+    autolabel: AutolabelPolicy = AutolabelPolicy()
     agent: AgentConfig = AgentConfig()
 
 
@@ -245,6 +253,12 @@ schedule = ""
 min_new_per_class = {{}}
 # Start a retrain from the production model's weights (same architecture, classes and input size).
 warm_start = true
+
+[policies.autolabel]
+# The agent proposes labels with the production model for new unlabeled images (a review task each).
+enabled = true
+# Auto-accept images whose every proposal scores at least this (0 = off; recorded as auto-accepted).
+auto_accept = 0.0
 
 [policies.agent]
 # `visionloop agent`: seconds between looks at the triggers; retries of a failed run with back-off

@@ -8,6 +8,8 @@ codes in one place (``cli.py``); library code never exits the process.
 
     VisionloopError                      exit 1
     ├── UsageError                       exit 2   bad arguments or options
+    │   ├── TaskNotFoundError            no review task has this id
+    │   └── TaskConflictError            the review task was decided by someone else first
     ├── WorkspaceError                   exit 3
     │   ├── WorkspaceNotFoundError
     │   ├── WorkspaceExistsError
@@ -65,6 +67,14 @@ class VisionloopError(Exception):
 
 class UsageError(VisionloopError):
     exit_code = 2
+
+
+class TaskNotFoundError(UsageError):
+    """No review task has this id."""
+
+
+class TaskConflictError(UsageError):
+    """The task is not in the status the decision expected (someone else decided it first)."""
 
 
 class WorkspaceError(VisionloopError):

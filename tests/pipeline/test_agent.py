@@ -124,3 +124,23 @@ def test_sigterm_mid_training_stops_cleanly_and_marks_the_run_interrupted(
     assert run.status == "interrupted" and "asked to stop" in (run.error or "")
     assert [s.status for s in run.steps] == ["done", "failed"]
     assert "agent stopped" in err
+
+
+def test_the_agent_proposes_labels_for_new_unlabeled_images(
+    loop_ws: Workspace, loop_data: dict[str, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    from visionloop.pipeline.runner import run_pipeline
+    from visionloop.review.queue import queue_stats
+
+    import_dataset(loop_ws, loop_data["day"])
+    assert run_pipeline(loop_ws).outputs["promoted"]
+    plain = tmp_path / "incoming"
+    plain.mkdir()
+    for jpg in sorted((loop_data["night"] / "images").rglob("*.jpg"))[:5]:
+        shutil.copy2(jpg, plain / jpg.name)
+    assert import_dataset(loop_ws, plain).unlabeled == 5
+    events: list[str] = []
+    assert Agent(loop_ws, hook=lambda k, _i: events.append(k)).tick() is None  # 5 < threshold: no run
+    assert queue_stats(loop_ws)["pending"] == 5 and "autolabel" in events

@@ -2,7 +2,8 @@
 
 Every tick it takes the pipeline lock (so two agents never train at once; the other
 waits), finishes what is owed first — runs whose back-off has expired, runs a stop or
-a vanished agent interrupted — then asks the trigger policy what holds now and starts
+a vanished agent interrupted — then has the production model propose labels for new
+unlabeled items (review tasks), asks the trigger policy what holds now and starts
 one pipeline run per trigger key it can claim. A failed run is retried with
 exponential back-off up to ``policies.agent.max_attempts``; never in a tight loop.
 """
@@ -14,12 +15,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from visionloop.errors import VisionloopError
 from visionloop.pipeline import runs
 from visionloop.pipeline.lease import Lease, make_owner
 from visionloop.pipeline.runner import LEASE, attempt
 from visionloop.pipeline.state import loop_state
 from visionloop.pipeline.steps import Hook
 from visionloop.pipeline.triggers import Trigger, decide
+from visionloop.registry.aliases import resolve_alias
 from visionloop.workspace import Workspace, utcnow
 
 
@@ -69,6 +72,21 @@ class Agent:
         self.hook("run_end", done.to_dict())
         return done
 
+    def _autolabel(self) -> None:
+        """Proposals of the production model for new unlabeled items (each becomes a review task)."""
+        policy = self.ws.settings.policies.autolabel
+        if not policy.enabled or resolve_alias(self.ws, "production") is None:
+            return
+        from visionloop.review.autolabel import autolabel
+
+        try:
+            res = autolabel(self.ws, auto_accept=policy.auto_accept or None)
+        except VisionloopError as exc:  # e.g. production is not exported yet: say so, keep going
+            self.hook("autolabel_error", {"error": exc.message})
+            return
+        if res.proposed:
+            self.hook("autolabel", res.to_dict())
+
     def tick(self) -> runs.PipelineRun | None:
         """One round: None when there was nothing to do or another agent holds the lock."""
         ws = self.ws
@@ -81,6 +99,7 @@ class Agent:
                 claimed = runs.claim_retry(ws, due.id, self.owner, due.status)
                 if claimed is not None:
                     return self._attempt(due.id, claimed)
+            self._autolabel()
             state = loop_state(ws, self.signals())
             for trigger in decide(state, ws.settings.policies.retrain, self.clock(), since=self.started):
                 run_id = runs.create_run(ws, trigger, self.owner)
