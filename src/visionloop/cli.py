@@ -45,6 +45,11 @@ review_app = typer.Typer(
     help="The review queue: next, accept, edit, reject, skip, list, stats, export, import.",
 )
 app.add_typer(review_app, name="review")
+release_app = typer.Typer(
+    no_args_is_help=True,
+    help="Model distribution to apps: keygen, public-key, publish, kill, list, show (signed channels).",
+)
+app.add_typer(release_app, name="release")
 
 out = Console()
 err = Console(stderr=True)
@@ -249,7 +254,7 @@ def synth(
     )
 
 
-from visionloop import cli_dataset, cli_model, cli_pipeline, cli_review, cli_train, cli_ui  # noqa: E402,F401  (register their commands)
+from visionloop import cli_dataset, cli_model, cli_pipeline, cli_release, cli_review, cli_train, cli_ui  # noqa: E402,F401  (register their commands)
 
 
 def main() -> None:

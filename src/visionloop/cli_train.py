@@ -315,11 +315,19 @@ def serve_cmd(
         str | None, typer.Option(envvar="VISIONLOOP_API_KEY", help="Require this key.")
     ] = None,
     max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload.")] = 10.0,
+    graceful_seconds: Annotated[
+        int,
+        typer.Option(
+            help="On SIGTERM: stop accepting connections, let requests in flight finish for at most "
+            "this long, then exit 0 (keep it below the orchestrator's grace period)."
+        ),
+    ] = 20,
 ) -> None:
     """Serve over HTTP with ONNX Runtime (never torch): /v1/detect, /v1/model, /healthz, /readyz, /metrics.
 
     With --alias (the default, `production`) the server swaps in the alias's new version when it moves."""
     import logging
+    import signal
 
     import uvicorn
 
@@ -330,6 +338,10 @@ def serve_cmd(
         raise UsageError("--alias and --bundle exclude each other", fix="serve either an alias or a folder")
     if poll_seconds <= 0:
         raise UsageError(f"--poll-seconds must be positive, not {poll_seconds}", fix="pass e.g. 1.0")
+    if graceful_seconds < 0:
+        raise UsageError(
+            f"--graceful-seconds must not be negative, not {graceful_seconds}", fix="pass e.g. 20"
+        )
     handler = logging.StreamHandler()  # stderr: swaps and refusals, one line each
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger("visionloop").addHandler(handler)
@@ -352,8 +364,25 @@ def serve_cmd(
     out.print(
         f"serving v{api.state.holder.current.version} from {source} on http://{host}:{port}", highlight=False
     )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            api, host=host, port=port, log_level="warning", timeout_graceful_shutdown=graceful_seconds
+        )
+    )
+
+    def on_term(_sig: int, _frame: Any) -> None:
+        # uvicorn handles SIGTERM while it runs (closes the listener, drains, stops) and then raises the
+        # signal again for the handler it found, this one: a drained stop exits 0, not killed by the
+        # signal. One that arrives before uvicorn took over has nothing to drain.
+        if not server.should_exit:
+            raise SystemExit(0)
+
+    previous = signal.signal(signal.SIGTERM, on_term)
     try:
-        uvicorn.run(api, host=host, port=port, log_level="warning")
+        server.run()
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if ws is not None:
             ws.close()
+    if not server.started:
+        raise SystemExit(3)  # uvicorn's exit status when it cannot start (e.g. the port is taken)

@@ -30,7 +30,9 @@ codes in one place (``cli.py``); library code never exits the process.
         ├── ModelNotFoundError           no such model version or alias
         ├── GateError                    a gate cannot run on this model version
         ├── PromotionError               promote / rollback refused
-        └── ApprovalError                approve / reject refused
+        ├── ApprovalError                approve / reject refused
+        ├── ReleaseError                 a release cannot be published, killed or found
+        └── FetchError                   the app client refused an update (its last good model stays)
     └── PipelineError                    exit 8   pipeline runs and the agent
         ├── PipelineBusyError            another pipeline run holds the lock
         └── StopRequested                a clean shutdown (SIGTERM) stopped a run between steps
@@ -159,6 +161,14 @@ class PromotionError(ModelError):
 
 class ApprovalError(ModelError):
     pass
+
+
+class ReleaseError(ModelError):
+    """A release cannot be published, killed or found (exit 7)."""
+
+
+class FetchError(ModelError):
+    """The client refused or failed an update; the last good model is kept (exit 7)."""
 
 
 class PipelineError(VisionloopError):

@@ -1,4 +1,5 @@
-"""The HTTP API: POST /v1/detect, GET /v1/model, /healthz, /readyz, /metrics."""
+"""The HTTP API: POST /v1/detect, GET /v1/model, /healthz, /readyz, /metrics; with a workspace,
+the release routes of ``distribute.http`` (GET /v1/releases/...)."""
 
 from __future__ import annotations
 
@@ -170,4 +171,8 @@ def create_app(
         requests.labels("200", version).inc()
         return JSONResponse(result)  # already plain JSON types: skip FastAPI's response encoding
 
+    if follower is not None:  # serving a workspace: its signed releases are distributed to apps too
+        from visionloop.distribute.http import release_router
+
+        app.include_router(release_router(follower.ws, authorized if api_key else None))
     return app

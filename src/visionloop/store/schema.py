@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData(
@@ -273,4 +274,23 @@ web_sessions = Table(
     Column("csrf_token", String(64), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+releases = Table(
+    "releases",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("channel", String(32), nullable=False),
+    Column("sequence", Integer, nullable=False),  # per channel: 1, 2, 3, … (unique with the channel)
+    Column("kind", String(16), nullable=False),  # publish, kill
+    Column("model_version", Integer, ForeignKey("model_versions.version"), nullable=False),
+    Column("rollout_percent", Integer, nullable=False),
+    # the release a device outside this one's rollout gets (the channel's head before this one)
+    Column("previous_id", Integer, ForeignKey("releases.id"), nullable=True),
+    Column("manifest", Text, nullable=False),  # canonical JSON, exactly the signed bytes
+    Column("signature", String(128), nullable=False),  # Ed25519, base64
+    Column("key_id", String(64), nullable=False),
+    Column("actor", String(200), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("channel", "sequence", name="uq_releases_channel_sequence"),
 )
