@@ -141,13 +141,30 @@ def main() -> None:
     parser.add_argument("--review-budget", type=int, default=30)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--skip-routing", action="store_true")
+    parser.add_argument("--skip-flywheel", action="store_true")
     args = parser.parse_args()
     bccd = bccd_path()
     if not (bccd / "Annotations").is_dir():
         fail(f"BCCD not found at {bccd}; set VISIONLOOP_BCCD")
     warning = busy_warning()
+
+    def save(fw: dict[str, Any], rt: list[dict[str, Any]]) -> None:
+        write_results(
+            "flywheel" if fw else "routing",
+            {
+                "benchmark": "flywheel",
+                "machine": machine(),
+                "busy_warning": warning,
+                "epochs": args.epochs,
+                "review_budget": args.review_budget,
+                "flywheel": fw,
+                "routing": rt,
+            },
+        )
+
     with tempfile.TemporaryDirectory(prefix="vl-bench-flywheel-") as tmp:
-        fw = flywheel(Path(tmp), bccd, args.epochs)
+        fw = {} if args.skip_flywheel else flywheel(Path(tmp), bccd, args.epochs)
+        save(fw, [])  # the flywheel's figures stand even if the routing runs are cut short
         rt = (
             [] if args.skip_routing else routing(Path(tmp), bccd, args.epochs, args.review_budget, args.seeds)
         )
@@ -164,18 +181,7 @@ def main() -> None:
                 f"{got['policy'] - got['random']:+.4f}",
             )
     console.print(table)
-    write_results(
-        "flywheel",
-        {
-            "benchmark": "flywheel",
-            "machine": machine(),
-            "busy_warning": warning,
-            "epochs": args.epochs,
-            "review_budget": args.review_budget,
-            "flywheel": fw,
-            "routing": rt,
-        },
-    )
+    save(fw, rt)
 
 
 if __name__ == "__main__":
