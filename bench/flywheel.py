@@ -150,7 +150,7 @@ def main() -> None:
 
     def save(fw: dict[str, Any], rt: list[dict[str, Any]]) -> None:
         write_results(
-            "flywheel" if fw else "routing",
+            "flywheel.json" if fw else "routing.json",
             {
                 "benchmark": "flywheel",
                 "machine": machine(),
