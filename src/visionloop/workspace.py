@@ -32,6 +32,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def aware(dt: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every time visionloop writes is UTC."""
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
 class Workspace:
     """An open workspace. Create with :func:`init_workspace` or :func:`open_workspace`."""
 

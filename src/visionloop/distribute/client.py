@@ -17,7 +17,6 @@ failure the current model stays as it was and :class:`FetchError` says why.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import secrets
@@ -33,6 +32,7 @@ from typing import Any
 
 from visionloop.distribute import FetchError
 from visionloop.distribute.signing import key_id, parse_public_key, verify
+from visionloop.fileio import atomic_write, fsync_dir, sha256_file
 
 RELEASE_FORMAT = "visionloop.release/1"
 STATE = "release-state.json"
@@ -59,31 +59,6 @@ class FetchResult:
         return asdict(self)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def read_state(dest: Path) -> dict[str, Any] | None:
     """The last accepted release recorded in ``dest`` (None before the first)."""
     path = dest / STATE
@@ -108,7 +83,7 @@ def _device_id(dest: Path, given: str | None) -> str:
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
     made = secrets.token_hex(16)
-    _atomic_write(path, made.encode() + b"\n")
+    atomic_write(path, made.encode() + b"\n")
     return made
 
 
@@ -306,13 +281,13 @@ def fetch_model(
         sha, size = str(meta["sha256"]), int(meta["size"])
         target = folder / FILE_NAMES[fmt]
         etag = resp_headers.get("ETag")
-        if state is not None and state["sha256"] == sha and target.is_file() and _sha256(target) == sha:
+        if state is not None and state["sha256"] == sha and target.is_file() and sha256_file(target) == sha:
             _remember(folder, manifest, fmt, target, sha, size, etag)
             return _current(folder, read_state(folder) or state)
         part = folder / f".{sha}.part"
         resumed, done = _download(base + str(meta["path"]), part, size, timeout, on_progress)
         got = part.stat().st_size
-        if got != size or _sha256(part) != sha:
+        if got != size or sha256_file(part) != sha:
             part.unlink()
             raise FetchError(
                 f"the downloaded {fmt} file does not match the signed manifest ({got} bytes, "
@@ -321,7 +296,7 @@ def fetch_model(
                 fix="the current model stays; report it to the server's operator",
             )
         os.replace(part, target)
-        _fsync_dir(folder)
+        fsync_dir(folder)
         _remember(folder, manifest, fmt, target, sha, size, etag)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise FetchError(
@@ -362,7 +337,7 @@ def _remember(
         "etag": etag,
         "accepted_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    _atomic_write(folder / STATE, json.dumps(state, indent=1).encode())
+    atomic_write(folder / STATE, json.dumps(state, indent=1).encode())
 
 
 def _current(folder: Path, state: dict[str, Any]) -> FetchResult:

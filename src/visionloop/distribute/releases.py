@@ -29,9 +29,9 @@ from visionloop.distribute.rollout import release_for_device
 from visionloop.distribute.signing import canonical_bytes, key_id, load_key, sign
 from visionloop.errors import UsageError
 from visionloop.export.bundle import MANIFEST, publish_bundle
-from visionloop.registry.versions import aware, get_model
+from visionloop.registry.versions import get_model
 from visionloop.store import schema
-from visionloop.workspace import Workspace, utcnow
+from visionloop.workspace import Workspace, aware, utcnow
 
 RELEASE_FORMAT = "visionloop.release/1"
 FORMATS = ("onnx", "onnx-int8", "ort")

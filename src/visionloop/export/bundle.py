@@ -14,9 +14,7 @@ needs the registry, the blob store, json and hashlib only.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import secrets
 import shutil
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from visionloop.errors import DataError, UsageError
+from visionloop.fileio import fsync_dir, sha256_file, write_new
 from visionloop.registry.versions import ModelVersion, add_artifacts, get_model
 from visionloop.store.blobs import sha256_hex
 from visionloop.workspace import Workspace
@@ -57,14 +56,6 @@ class Bundle:
             where=str(self.path),
             fix=f"use one of {sorted(m['kind'] for m in self.manifest['files'].values())}",
         )
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _card(m: dict[str, Any], export: dict[str, Any]) -> str:
@@ -199,25 +190,10 @@ def published_bundle(ws: Workspace, ref: str | int) -> str | None:
     return get_model(ws, ref).artifacts.get(MANIFEST)
 
 
-def _write(path: Path, data: bytes) -> None:
-    with path.open("xb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _matches(dest: Path, oid: str) -> Bundle | None:
     """The bundle in ``dest`` when it is the published one (``bundle.json`` = ``oid``) and verifies."""
     manifest = dest / MANIFEST
-    if not manifest.is_file() or _sha256(manifest) != oid:
+    if not manifest.is_file() or sha256_file(manifest) != oid:
         return None
     try:
         return load_bundle(dest)
@@ -242,13 +218,13 @@ def _materialize(ws: Workspace, version: int, oid: str, dest: Path) -> Bundle:
                     where=ws.blobs.url,
                     fix=f"publish the bundle again (`visionloop bundle {version}`)",
                 )
-            _write(tmp / name, ws.blobs.get(meta["sha256"], verify=True))
-        _write(tmp / MANIFEST, manifest)
-        _fsync_dir(tmp)
+            write_new(tmp / name, ws.blobs.get(meta["sha256"], verify=True))
+        write_new(tmp / MANIFEST, manifest)
+        fsync_dir(tmp)
         _install(tmp, dest, oid)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
     return load_bundle(dest)
 
 
@@ -321,7 +297,7 @@ def load_bundle(path: Path | str) -> Bundle:
         f = root / name
         if "/" in name or name.startswith(".") or not f.is_file():
             raise DataError(f"bundle file {name} is missing", where=str(root), fix="re-create the bundle")
-        if f.stat().st_size != meta["bytes"] or _sha256(f) != meta["sha256"]:
+        if f.stat().st_size != meta["bytes"] or sha256_file(f) != meta["sha256"]:
             raise DataError(
                 f"bundle file {name} does not match its sha256 in bundle.json (changed or corrupt)",
                 where=str(root),

@@ -20,14 +20,10 @@ from visionloop.pipeline import runs
 from visionloop.pipeline.lease import Lease, make_owner
 from visionloop.pipeline.runner import LEASE, attempt
 from visionloop.pipeline.state import loop_state
-from visionloop.pipeline.steps import Hook
+from visionloop.pipeline.steps import Hook, quiet
 from visionloop.pipeline.triggers import Trigger, decide
 from visionloop.registry.aliases import resolve_alias
 from visionloop.workspace import Workspace, utcnow
-
-
-def _quiet(_kind: str, _info: dict[str, Any]) -> None:
-    return None
 
 
 class Agent:
@@ -46,7 +42,7 @@ class Agent:
     ) -> None:
         self.ws = ws
         self.owner = owner or make_owner("agent")
-        self.hook = hook or _quiet
+        self.hook = hook or quiet
         self.signals = signals
         self.clock = clock
         self.train_overrides = dict(train_overrides or {})

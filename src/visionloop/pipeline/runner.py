@@ -17,15 +17,11 @@ from typing import Any
 from visionloop.errors import PipelineBusyError, PipelineError, StopRequested, UsageError, VisionloopError
 from visionloop.pipeline import runs
 from visionloop.pipeline.lease import Lease, holder, make_owner
-from visionloop.pipeline.steps import STEP_NAMES, STEPS, Context, Hook, Skip, input_hash
+from visionloop.pipeline.steps import STEP_NAMES, STEPS, Context, Hook, Skip, input_hash, quiet
 from visionloop.pipeline.triggers import Trigger
 from visionloop.workspace import Workspace, utcnow
 
 LEASE = "pipeline"
-
-
-def _quiet(_kind: str, _info: dict[str, Any]) -> None:
-    return None
 
 
 def execute(ctx: Context, until: str | None = None) -> dict[str, Any]:
@@ -158,7 +154,7 @@ def run_pipeline(
             run_id,
             1,
             actor=actor,
-            hook=hook or _quiet,
+            hook=hook or quiet,
             stop=stop or threading.Event(),
             max_attempts=1,
             backoff_s=0,

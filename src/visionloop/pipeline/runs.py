@@ -17,9 +17,8 @@ from sqlalchemy.exc import IntegrityError
 
 from visionloop.errors import UsageError
 from visionloop.pipeline.triggers import Trigger
-from visionloop.registry.versions import aware
 from visionloop.store import schema
-from visionloop.workspace import Workspace, utcnow
+from visionloop.workspace import Workspace, aware, utcnow
 
 R, S = schema.pipeline_runs, schema.pipeline_steps
 

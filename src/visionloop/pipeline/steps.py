@@ -24,6 +24,12 @@ from visionloop.store import schema
 from visionloop.workspace import Workspace
 
 Hook = Callable[[str, dict[str, Any]], None]
+
+
+def quiet(_kind: str, _info: dict[str, Any]) -> None:
+    """The hook that reports nothing."""
+
+
 STEP_FORMAT = 1  # bump when a step's meaning changes, so old records no longer skip it
 
 

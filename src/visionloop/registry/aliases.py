@@ -22,9 +22,9 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from visionloop.errors import PromotionError, UsageError
-from visionloop.registry.versions import ModelVersion, aware, get_model, parse_version
+from visionloop.registry.versions import ModelVersion, get_model, parse_version
 from visionloop.store import schema
-from visionloop.workspace import Workspace, utcnow
+from visionloop.workspace import Workspace, aware, utcnow
 
 _ALIAS_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$")
 _MAX_TRIES = 10

@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Collection
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -22,7 +22,7 @@ from visionloop.data.versions import resolve
 from visionloop.errors import BlobNotFoundError, ModelError, ModelNotFoundError, StoreError, UsageError
 from visionloop.store import schema
 from visionloop.store.blobs import is_oid
-from visionloop.workspace import Workspace, utcnow
+from visionloop.workspace import Workspace, aware, utcnow
 
 STATUSES = ("registered", "gate_failed", "awaiting_approval", "approved", "rejected")
 _VERSION_REF = re.compile(r"^v?(\d+)$")
@@ -56,11 +56,6 @@ class ModelVersion:
         d["created_at"] = self.created_at.isoformat()
         d["decided_at"] = self.decided_at.isoformat() if self.decided_at else None
         return d
-
-
-def aware(dt: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every time visionloop writes is UTC."""
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def _model(row: Any) -> ModelVersion:

@@ -184,7 +184,7 @@ def _record(
     return status
 
 
-def _model_for(ws: Workspace, alias: str) -> tuple[int, Loaded]:
+def _version_for(ws: Workspace, alias: str) -> int:
     version = resolve_alias(ws, alias)
     if version is None:
         raise ModelNotFoundError(
@@ -192,6 +192,10 @@ def _model_for(ws: Workspace, alias: str) -> tuple[int, Loaded]:
             where=str(ws.root),
             fix=f"promote one with `visionloop model promote V --alias {alias}`, or pass --alias NAME",
         )
+    return version
+
+
+def _model(ws: Workspace, version: int) -> Loaded:
     loaded = load(prepare_bundle(ws, version, bundle_cache(ws)))
     unknown = [c for c in loaded.bundle.classes if c not in ws.classes()]
     if unknown:
@@ -200,7 +204,7 @@ def _model_for(ws: Workspace, alias: str) -> tuple[int, Loaded]:
             where=str(ws.root),
             fix="add the classes to the workspace, or propose with a model trained on this workspace",
         )
-    return version, loaded
+    return loaded
 
 
 def propose(
@@ -273,7 +277,10 @@ def autolabel(
     the ambiguous score band of the routing policy; ``auto_accept``: the auto-accept bound (off
     when None); ``limit``: at most this many images in this pass."""
     policy = RoutingPolicy(band=band, auto_accept=auto_accept)
-    version, loaded = _model_for(ws, alias)
+    version = _version_for(ws, alias)
+    if not _candidates(ws, version, 1):  # nothing new: do not open (and warm) a model session for it
+        return AutolabelResult(alias, version, 0.25 if min_score is None else min_score)
+    loaded = _model(ws, version)
     threshold = float(loaded.bundle.manifest.get("score_threshold", 0.25)) if min_score is None else min_score
     return propose(
         ws,

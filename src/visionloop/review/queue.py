@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, func, insert, select, update
@@ -28,7 +28,7 @@ from visionloop.data.validate import Box
 from visionloop.errors import TaskConflictError, TaskNotFoundError, UsageError
 from visionloop.review.boxes import check_boxes, records
 from visionloop.store import schema
-from visionloop.workspace import Workspace, utcnow
+from visionloop.workspace import Workspace, aware, utcnow
 
 #: Every status a review task can have.
 STATUSES = ("pending", "accepted", "edited", "rejected", "skipped", "auto_accepted")
@@ -83,10 +83,6 @@ class Task:
         }
 
 
-def _aware(dt: datetime) -> datetime:
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-
-
 def _select() -> Select[Any]:
     t, decision = schema.review_tasks, schema.labels.alias("decision")
     return select(
@@ -118,8 +114,8 @@ def _task(row: Any) -> Task:
         proposal=proposal,
         decision=None if row.decision_boxes is None else records(labelset.parse(row.decision_boxes)),
         decided_by=row.decided_by,
-        decided_at=_aware(row.decided_at) if row.decided_at else None,
-        created_at=_aware(row.created_at),
+        decided_at=aware(row.decided_at) if row.decided_at else None,
+        created_at=aware(row.created_at),
     )
 
 

@@ -21,9 +21,8 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from visionloop.errors import UsageError
-from visionloop.registry.versions import aware
 from visionloop.store import schema
-from visionloop.workspace import Workspace, utcnow
+from visionloop.workspace import Workspace, aware, utcnow
 
 #: Roles from least to most trusted; each may do everything the ones before it may.
 ROLES = ("viewer", "annotator", "approver", "admin")
