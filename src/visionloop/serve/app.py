@@ -4,6 +4,7 @@ the release routes of ``distribute.http`` (GET /v1/releases/...)."""
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,25 +18,52 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 
 from visionloop.errors import DataError
 from visionloop.serve.model import Holder, Loaded, decode, detect, inference_slots, load
+from visionloop.serve.observe import Observation, Observer
 
 if TYPE_CHECKING:
     from visionloop.serve.follow import AliasFollower
 
 MAX_UPLOAD = 10 * 2**20
+log = logging.getLogger("visionloop.serve")
 
 
 def _error(status: int, what: str, fix: str) -> JSONResponse:
     return JSONResponse({"error": what, "fix": fix}, status_code=status)
 
 
-def _infer(loaded: Loaded, data: bytes, score_threshold: float | None) -> dict[str, Any]:
-    """Decode, preprocess and detect: the CPU-bound part of a request (raises DataError on bad bytes)."""
+def _infer(
+    loaded: Loaded,
+    data: bytes,
+    score_threshold: float | None,
+    observer: Observer | None = None,
+    route: str = "production",
+    received_at: float = 0.0,
+) -> dict[str, Any]:
+    """Decode, preprocess and detect: the CPU-bound part of a request (raises DataError on bad bytes).
+
+    ``observer`` (monitoring) is handed the image and the answer; its faults never reach the client."""
+    t0 = time.perf_counter()
     rgb = decode(data)
     threshold = loaded.bundle.manifest["score_threshold"] if score_threshold is None else score_threshold
+    detections = detect(loaded, rgb, float(threshold))
+    if observer is not None:
+        try:
+            observer(
+                Observation(
+                    loaded.version,
+                    route,
+                    rgb,
+                    detections,
+                    time.perf_counter() - t0,
+                    received_at or time.time(),
+                )
+            )
+        except Exception:  # an observer must never fail a request
+            log.exception("the prediction observer failed; the request is answered anyway")
     return {
         "model_version": loaded.version,
         "image": {"width": rgb.width, "height": rgb.height},
-        "detections": detect(loaded, rgb, float(threshold)),
+        "detections": detections,
     }
 
 
@@ -45,10 +73,12 @@ def create_app(
     api_key: str | None = None,
     max_upload_bytes: int = MAX_UPLOAD,
     follower: AliasFollower | None = None,
+    observer: Observer | None = None,
 ) -> FastAPI:
     """An app serving ``bundle`` (a folder, verified and warmed before the app exists, or a holder).
 
-    With ``follower`` (which must hold the same holder), the app follows an alias while it runs."""
+    With ``follower`` (which must hold the same holder), the app follows an alias while it runs.
+    ``observer`` is handed every prediction (see :mod:`visionloop.serve.observe`)."""
     holder = bundle if isinstance(bundle, Holder) else Holder(load(bundle))
     if follower is not None and follower.holder is not holder:
         raise ValueError("the follower must swap the holder this app serves")
@@ -125,6 +155,7 @@ def create_app(
 
     @app.post("/v1/detect")
     async def detect_route(request: Request, score_threshold: float | None = None) -> Any:
+        received_at = time.time()
         loaded = holder.current  # one model for the whole request, even if a swap happens meanwhile
         version = str(loaded.version)
         if not authorized(request):
@@ -163,7 +194,9 @@ def create_app(
             return _error(400, "the request has no image", "send image bytes or a multipart file")
         t0 = time.perf_counter()
         try:
-            result = await to_thread.run_sync(_infer, loaded, data, score_threshold, limiter=limiter)
+            result = await to_thread.run_sync(
+                _infer, loaded, data, score_threshold, observer, "production", received_at, limiter=limiter
+            )
         except DataError as exc:
             requests.labels("415", version).inc()
             return _error(415, exc.what, exc.fix or "")

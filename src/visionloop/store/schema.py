@@ -294,3 +294,73 @@ releases = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("channel", "sequence", name="uq_releases_channel_sequence"),
 )
+
+# the server's traffic split between the production model and the `candidate` alias; the newest row
+# rules (append-only: every change, rollback included, is a row with who and why)
+rollout_events = Table(
+    "rollout_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("mode", String(16), nullable=False),  # off, canary, shadow
+    Column("percent", Float, nullable=False),  # canary: share of requests the candidate answers
+    Column("candidate_version", Integer, nullable=True),  # what `candidate` named when this was set
+    Column("actor", String(200), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# per dataset version: the input/prediction statistics and embeddings drift is measured against
+monitor_references = Table(
+    "monitor_references",
+    metadata,
+    Column("dataset_version_id", OID, primary_key=True),
+    Column("model_version", Integer, nullable=False),  # whose predictions the reference holds
+    Column("features_oid", OID, nullable=False),  # npz blob: one row per reference image
+    Column("n", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# one window of production traffic of one model version, with its drift tests against the reference
+monitor_windows = Table(
+    "monitor_windows",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_version", Integer, nullable=False),
+    Column("route", String(16), nullable=False),  # production, canary, shadow
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True), nullable=False),
+    Column("n", Integer, nullable=False),  # predictions in the window
+    Column("dropped", Integer, nullable=False),  # summaries dropped (queue full) while it was open
+    Column("reference_id", OID, nullable=True),  # the dataset version it was compared with
+    Column("features_oid", OID, nullable=True),  # npz blob: one row per prediction
+    Column("summary", JSON, nullable=False),  # aggregates shown on charts
+    Column("drift", JSON, nullable=False),  # per test: statistic, p-value / PSI, threshold, flagged
+    Column("drifted", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+Index("ix_monitor_windows_model_version_id", monitor_windows.c.model_version, monitor_windows.c.id)
+
+# a monitoring finding handed to the agent as a trigger (drift, degradation); the key makes it once
+monitor_signals = Table(
+    "monitor_signals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # drift, degradation
+    Column("key", String(200), nullable=False, unique=True),
+    Column("model_version", Integer, nullable=False),
+    Column("window_id", Integer, ForeignKey("monitor_windows.id"), nullable=True),
+    Column("detail", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# live accuracy: the production model's metrics on reviewed production samples
+monitor_accuracy = Table(
+    "monitor_accuracy",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_version", Integer, nullable=False, index=True),
+    Column("n_images", Integer, nullable=False),
+    Column("metrics", JSON, nullable=False),  # map, map50, per class
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
