@@ -322,10 +322,32 @@ def serve_cmd(
             "this long, then exit 0 (keep it below the orchestrator's grace period)."
         ),
     ] = 20,
+    candidate_bundle: Annotated[
+        Path | None,
+        typer.Option(
+            "--candidate-bundle",
+            help="With --bundle: a second bundle for canary or shadow (a workspace uses its `candidate` alias).",
+        ),
+    ] = None,
+    rollout: Annotated[
+        str,
+        typer.Option(
+            "--rollout",
+            help="With --candidate-bundle: off, canary or shadow (change it via POST /v1/rollout).",
+        ),
+    ] = "off",
+    percent: Annotated[
+        float | None,
+        typer.Option(
+            "--percent", help="With --rollout: share of requests for the candidate (canary 10, shadow 100)."
+        ),
+    ] = None,
 ) -> None:
-    """Serve over HTTP with ONNX Runtime (never torch): /v1/detect, /v1/model, /healthz, /readyz, /metrics.
+    """Serve over HTTP with ONNX Runtime (never torch): /v1/detect, /v1/model, /v1/rollout, /healthz, /readyz,
+    /metrics.
 
-    With --alias (the default, `production`) the server swaps in the alias's new version when it moves."""
+    With --alias (the default, `production`) the server swaps in the alias's new version when it moves, and
+    follows the workspace's rollout (`visionloop rollout`) with the version the `candidate` alias names."""
     import logging
     import signal
 
@@ -333,9 +355,19 @@ def serve_cmd(
 
     from visionloop.errors import UsageError
     from visionloop.serve.app import create_app
+    from visionloop.serve.model import Holder, load
+    from visionloop.serve.rollout import Rollout, parse_mode
+    from visionloop.serve.rollout_control import RolloutControl
 
     if alias is not None and bundle is not None:
         raise UsageError("--alias and --bundle exclude each other", fix="serve either an alias or a folder")
+    if bundle is None and (candidate_bundle is not None or rollout != "off" or percent is not None):
+        raise UsageError(
+            "--candidate-bundle, --rollout and --percent go with --bundle",
+            fix="serving a workspace, start a rollout with `visionloop rollout canary VERSION`",
+        )
+    mode = parse_mode(rollout)
+    split = Rollout(mode, {"off": 0.0, "canary": 10.0, "shadow": 100.0}[mode] if percent is None else percent)
     if poll_seconds <= 0:
         raise UsageError(f"--poll-seconds must be positive, not {poll_seconds}", fix="pass e.g. 1.0")
     if graceful_seconds < 0:
@@ -348,18 +380,29 @@ def serve_cmd(
     logging.getLogger("visionloop").setLevel(logging.INFO)
     limit = int(max_upload_mb * 2**20)
     if bundle is not None:
-        api = create_app(bundle, api_key=api_key, max_upload_bytes=limit)
+        holder = Holder(load(bundle))
+        candidate = None if candidate_bundle is None else load(candidate_bundle)
+        if candidate is not None and candidate.version == holder.current.version:
+            raise UsageError(
+                f"the candidate bundle is v{candidate.version}, the version production serves",
+                where=str(candidate_bundle),
+                fix="pass the bundle of another version",
+            )
+        control = RolloutControl(holder, candidate=candidate, rollout=split)
+        api = create_app(holder, api_key=api_key, max_upload_bytes=limit, rollout=control)
         source = str(bundle)
+        if candidate is not None:
+            source += f", candidate v{candidate.version} from {candidate_bundle} ({mode} {split.percent:g}%)"
         ws = None
     else:
         from visionloop.serve.follow import AliasFollower, open_alias
-        from visionloop.serve.model import Holder
 
         alias = alias or "production"
         ws = _ws()
         holder = Holder(open_alias(ws, alias))
         follower = AliasFollower(ws, alias, holder, poll_seconds=poll_seconds)
-        api = create_app(holder, api_key=api_key, max_upload_bytes=limit, follower=follower)
+        control = RolloutControl(holder, ws=ws, poll_seconds=poll_seconds)
+        api = create_app(holder, api_key=api_key, max_upload_bytes=limit, follower=follower, rollout=control)
         source = f"alias {alias!r} (following it every {poll_seconds:g} s)"
     out.print(
         f"serving v{api.state.holder.current.version} from {source} on http://{host}:{port}", highlight=False

@@ -78,8 +78,8 @@ def test_api_key_health_model_and_metrics(bundle: Path) -> None:
     model = client.get("/v1/model", headers={"authorization": "Bearer s3cret"}).json()
     assert model["classes"] == ["disc", "square", "triangle", "cross"] and model["input"]["width"] == 96
     text = client.get("/metrics").text
-    assert 'visionloop_requests_total{model_version="1",status="200"} 1.0' in text
-    assert 'visionloop_requests_total{model_version="1",status="401"} 2.0' in text
+    assert 'visionloop_requests_total{model_version="1",route="production",status="200"} 1.0' in text
+    assert 'visionloop_requests_total{model_version="1",route="production",status="401"} 2.0' in text
     assert "visionloop_detect_seconds_bucket" in text
 
 
