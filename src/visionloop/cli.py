@@ -50,6 +50,15 @@ release_app = typer.Typer(
     help="Model distribution to apps: keygen, public-key, publish, kill, list, show (signed channels).",
 )
 app.add_typer(release_app, name="release")
+monitor_app = typer.Typer(
+    no_args_is_help=True, help="Production monitoring: report (windows, drift, plots), reference, accuracy."
+)
+app.add_typer(monitor_app, name="monitor")
+rollout_app = typer.Typer(
+    no_args_is_help=True,
+    help="The servers' rollout of the `candidate` alias: status, canary, shadow, rollback, promote.",
+)
+app.add_typer(rollout_app, name="rollout")
 
 out = Console()
 err = Console(stderr=True)
@@ -254,7 +263,18 @@ def synth(
     )
 
 
-from visionloop import cli_dataset, cli_model, cli_pipeline, cli_release, cli_review, cli_train, cli_ui  # noqa: E402,F401  (register their commands)
+from visionloop import (  # noqa: E402,F401  (register their commands)
+    cli_dataset,
+    cli_model,
+    cli_monitor,
+    cli_pipeline,
+    cli_release,
+    cli_review,
+    cli_rollout,
+    cli_serve,
+    cli_train,
+    cli_ui,
+)
 
 
 def main() -> None:

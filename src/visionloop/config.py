@@ -151,6 +151,50 @@ class GatesConfig(_Frozen):
     allow_self_approval: bool = False
 
 
+class MonitorConfig(_Frozen):
+    """Production monitoring (``visionloop serve --monitor``): windows, drift tests, samples, alerts."""
+
+    enabled: bool = True
+    #: Predictions waiting for the recorder; when full, new ones are dropped and counted (never waited on).
+    queue_size: int = Field(256, ge=1, le=100_000)
+    #: A window closes after this many predictions, or after ``window_max_s`` with at least ``min_window``.
+    window_size: int = Field(200, ge=10, le=100_000)
+    window_max_s: float = Field(3600.0, gt=0)
+    #: Drift tests need at least this many predictions in the window (and in the reference).
+    min_window: int = Field(50, ge=10)
+    #: Share of production images stored as unlabeled items (source ``production:v<version>``).
+    sample_rate: float = Field(0.01, ge=0, le=1)
+    #: Images of the model's dataset version the reference holds (held-out splits first).
+    reference_images: int = Field(500, ge=20, le=100_000)
+    #: Significance of the KS (Bonferroni over statistics) and kernel (MMD) tests.
+    alpha: float = Field(0.01, gt=0, lt=1)
+    #: Population stability index from which a statistic counts as moved (0.1 slight, 0.25 major).
+    psi_threshold: float = Field(0.25, gt=0)
+    permutations: int = Field(200, ge=20, le=10_000)
+    #: A window is drifted when at least this many tests flag it.
+    min_flagged: int = Field(2, ge=1)
+    #: Degradation: live mAP50-95 below the model's test mAP50-95 minus this margin.
+    degradation_margin: float = Field(0.1, ge=0, le=1)
+    min_accuracy_images: int = Field(20, ge=1)
+    #: Alerts are POSTed here as JSON (http/https; link-local and metadata addresses are refused).
+    webhook_url: str = ""
+    webhook_allow_loopback: bool = False
+    webhook_timeout_s: float = Field(3.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _webhook(self) -> MonitorConfig:
+        if self.webhook_url.strip():
+            from visionloop.monitor.alerts import WebhookRefused, check_webhook_url
+
+            try:
+                check_webhook_url(self.webhook_url, allow_loopback=self.webhook_allow_loopback)
+            except WebhookRefused as exc:
+                raise ValueError(str(exc)) from None
+        if self.min_window > self.window_size:
+            raise ValueError(f"min_window ({self.min_window}) exceeds window_size ({self.window_size})")
+        return self
+
+
 class Settings(_Frozen):
     project: ProjectConfig = ProjectConfig()
     storage: StorageConfig = StorageConfig()
@@ -160,6 +204,7 @@ class Settings(_Frozen):
     train: TrainDefaults = TrainDefaults()
     tune: TuneConfig = TuneConfig()
     gates: GatesConfig = GatesConfig()
+    monitor: MonitorConfig = MonitorConfig()
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -293,4 +338,30 @@ max_latency_ms = 0
 max_size_mb = 0
 require_approval = false
 allow_self_approval = false
+
+[monitor]
+# `visionloop serve --monitor`: each prediction's summary goes through a bounded queue (when full it
+# is dropped and counted, never waited on); windows of window_size predictions are tested for drift
+# against the reference built from the model's dataset version (reference_images images).
+enabled = true
+queue_size = 256
+window_size = 200
+window_max_s = 3600.0
+min_window = 50
+# Share of production images kept as unlabeled items for auto-annotation and review.
+sample_rate = 0.01
+reference_images = 500
+# KS + PSI per statistic, PSI of the class mix, MMD of the embeddings; drifted when min_flagged agree.
+alpha = 0.01
+psi_threshold = 0.25
+permutations = 200
+min_flagged = 2
+# Degradation: live mAP50-95 on reviewed production samples below the test mAP50-95 minus this.
+degradation_margin = 0.1
+min_accuracy_images = 20
+# Alerts are logged and POSTed here as JSON ("" = log only). Link-local and metadata addresses are
+# refused; loopback only with webhook_allow_loopback = true.
+webhook_url = ""
+webhook_allow_loopback = false
+webhook_timeout_s = 3.0
 """

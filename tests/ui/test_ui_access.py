@@ -8,7 +8,7 @@ import pytest
 from ui.conftest import PASSWORD, Seed, client_for
 from visionloop.ui.access import ACCESS, PUBLIC, UNSAFE
 from visionloop.ui.auth import ROLES, role_rank
-from visionloop.ui.routes import datasets, models, pipeline, review, session, users
+from visionloop.ui.routes import datasets, models, monitor, pipeline, review, session, users
 
 ROUTES = sorted(ACCESS)
 WHO = (None, *ROLES)
@@ -46,7 +46,7 @@ JSON = {"/api/review/tasks/{task_id}/decision": {"decision": "skip", "expected_s
 def test_access_table_covers_exactly_the_routes() -> None:
     routed = {
         (method, route.path)
-        for module in (session, datasets, models, pipeline, review, users)
+        for module in (session, datasets, models, monitor, pipeline, review, users)
         for route in module.router.routes
         for method in getattr(route, "methods", ())
     }

@@ -3,8 +3,9 @@
 Every tick it takes the pipeline lock (so two agents never train at once; the other
 waits), finishes what is owed first — runs whose back-off has expired, runs a stop or
 a vanished agent interrupted — then has the production model propose labels for new
-unlabeled items (review tasks), asks the trigger policy what holds now and starts
-one pipeline run per trigger key it can claim. A failed run is retried with
+unlabeled items (review tasks), reads monitoring's pending drift and degradation
+signals, asks the trigger policy what holds now and starts one pipeline run per
+trigger key it can claim. A failed run is retried with
 exponential back-off up to ``policies.agent.max_attempts``; never in a tight loop.
 """
 
@@ -35,7 +36,7 @@ class Agent:
         *,
         owner: str | None = None,
         hook: Hook | None = None,
-        signals: Callable[[], Sequence[Trigger]] = lambda: (),
+        signals: Callable[[], Sequence[Trigger]] | None = None,
         clock: Callable[[], datetime] = utcnow,
         train_overrides: dict[str, Any] | None = None,
         interval_s: float | None = None,
@@ -43,13 +44,19 @@ class Agent:
         self.ws = ws
         self.owner = owner or make_owner("agent")
         self.hook = hook or quiet
-        self.signals = signals
+        # monitoring's pending drift / degradation signals unless the caller hands in its own
+        self.signals = signals if signals is not None else self._monitor_signals
         self.clock = clock
         self.train_overrides = dict(train_overrides or {})
         self.cfg = ws.settings.policies.agent
         self.interval_s = interval_s if interval_s is not None else self.cfg.interval_s
         self.started = clock()
         self.stop = threading.Event()
+
+    def _monitor_signals(self) -> Sequence[Trigger]:
+        from visionloop.monitor.signals import pending_signals
+
+        return pending_signals(self.ws)
 
     def _attempt(self, run_id: int, attempt_no: int) -> runs.PipelineRun:
         run = runs.get_run(self.ws, run_id)

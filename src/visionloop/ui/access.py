@@ -56,6 +56,8 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/api/pipeline/runs"): "viewer",
     ("POST", "/pipeline/runs"): "approver",
     ("POST", "/api/pipeline/runs"): "approver",
+    # monitoring
+    ("GET", "/monitor"): "viewer",
     # review
     ("GET", "/review/queue"): "viewer",
     ("GET", "/api/review/stats"): "viewer",

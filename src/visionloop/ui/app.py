@@ -29,7 +29,7 @@ from visionloop.errors import (
 )
 from visionloop.ui import access
 from visionloop.ui.pipeline_start import PipelineStarter, start_in_thread
-from visionloop.ui.routes import datasets, models, pipeline, review, session, users
+from visionloop.ui.routes import datasets, models, monitor, pipeline, review, session, users
 from visionloop.ui.web import page, see_other
 from visionloop.workspace import Workspace
 
@@ -71,7 +71,7 @@ def create_app(
     app.state.secure_cookies = secure_cookies
     static = Path(str(files("visionloop.ui") / "static"))
     app.mount("/static", StaticFiles(directory=static), name="static")
-    for module in (session, datasets, models, pipeline, review, users):
+    for module in (session, datasets, models, monitor, pipeline, review, users):
         app.include_router(module.router)
 
     @app.middleware("http")

@@ -23,6 +23,7 @@ NAV = (
     ("/images", "Images"),
     ("/models", "Models"),
     ("/pipeline", "Pipeline"),
+    ("/monitor", "Monitoring"),
 )
 
 
