@@ -131,6 +131,10 @@ def test_live_accuracy_on_reviewed_samples_signals_degradation(
 
     with mws.engine.begin() as conn:  # the tiny model's own test score is tiny: make the bar explicit
         conn.execute(update(schema.model_versions).values(metrics={"map50_95": 0.9, "map50": 0.95}))
+    events: list[str] = []
+    agent = Agent(mws, hook=lambda kind, _info: events.append(kind))
+    assert agent.measure_live_accuracy() and events == ["live_accuracy"]  # the agent's round measures it
+    assert not agent.measure_live_accuracy()  # and not again until more samples are reviewed
     res = live_accuracy(mws, alerter=_Alerts())  # type: ignore[arg-type]
     assert res.n_images == stored and res.metrics["map50_95"] < 0.8
     assert res.degraded and res.signal == "degradation:v1"

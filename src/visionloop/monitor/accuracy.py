@@ -74,6 +74,16 @@ def _truth(text: str, classes: list[str]) -> Detections:
     )
 
 
+def last_measured(ws: Workspace, version: int) -> int | None:
+    """How many reviewed samples the latest live accuracy of ``version`` was measured on."""
+    t = schema.monitor_accuracy
+    with ws.engine.connect() as conn:
+        n = conn.execute(
+            select(t.c.n_images).where(t.c.model_version == version).order_by(t.c.id.desc()).limit(1)
+        ).scalar()
+    return None if n is None else int(n)
+
+
 def live_accuracy(
     ws: Workspace, *, alias: str = "production", alerter: Alerter | None = None
 ) -> LiveAccuracy:

@@ -90,6 +90,29 @@ class Agent:
         if res.proposed:
             self.hook("autolabel", res.to_dict())
 
+    def measure_live_accuracy(self) -> bool:
+        """Live accuracy of production on reviewed production samples, when enough are reviewed and
+        there are more than at its last measurement (a degradation becomes a signal this round
+        reads). True when it measured."""
+        from visionloop.monitor.accuracy import last_measured, live_accuracy, reviewed_samples
+
+        version = resolve_alias(self.ws, "production")
+        if version is None:
+            return False
+        n = len(reviewed_samples(self.ws))
+        if n < self.ws.settings.monitor.min_accuracy_images or n == last_measured(self.ws, version):
+            return False
+        try:
+            res = live_accuracy(self.ws)
+        except VisionloopError as exc:  # e.g. production is not exported: say so, keep going
+            self.hook("accuracy_error", {"error": exc.message})
+            return False
+        self.hook(
+            "live_accuracy",
+            {"model_version": res.model_version, "n_images": res.n_images, "degraded": res.degraded},
+        )
+        return True
+
     def tick(self) -> runs.PipelineRun | None:
         """One round: None when there was nothing to do or another agent holds the lock."""
         ws = self.ws
@@ -103,6 +126,7 @@ class Agent:
                 if claimed is not None:
                     return self._attempt(due.id, claimed)
             self._autolabel()
+            self.measure_live_accuracy()
             state = loop_state(ws, self.signals())
             for trigger in decide(state, ws.settings.policies.retrain, self.clock(), since=self.started):
                 run_id = runs.create_run(ws, trigger, self.owner)
