@@ -12,9 +12,9 @@ def test_train_evaluate_gate_promote_and_refuse_a_worse_model(ws, tmp_path, caps
     from visionloop.data.synth import generate
     from visionloop.data.versions import snapshot
 
-    generate(tmp_path / "data", images=48, seed=2, size=96)
+    generate(tmp_path / "data", images=96, seed=2, size=96)
     import_dataset(ws, tmp_path / "data")
-    snapshot(ws, "48 images", keep_splits=True)
+    snapshot(ws, "96 images", keep_splits=True)
     root = ws.root
     ws = str(root)
     toml = root / "visionloop.toml"
@@ -29,7 +29,7 @@ def test_train_evaluate_gate_promote_and_refuse_a_worse_model(ws, tmp_path, caps
         "--epochs",
         "12",
         "--lr",
-        "0.005",
+        "0.003",
         *common,
         "--by",
         "ana",
