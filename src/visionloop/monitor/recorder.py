@@ -15,8 +15,10 @@ first time one of its predictions arrives; :func:`start_recorder` can warm it be
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
+import os
 import queue
 import threading
 import time
@@ -41,6 +43,7 @@ from visionloop.monitor.features import (
     detections_arrays,
     prediction_stats,
     summarize_image,
+    summarize_images,
 )
 from visionloop.monitor.reference import Reference, ReferenceSource, get_reference
 from visionloop.monitor.signals import record_signal, signal_key
@@ -204,6 +207,7 @@ class Recorder:
         self._thread = None
 
     def _run(self) -> None:
+        _yield_to_serving()
         for version in self._warm:
             self._reference(version)
         while True:
@@ -211,10 +215,21 @@ class Recorder:
                 item = self._queue.get(timeout=0.5)
             except queue.Empty:
                 item = None
-            if item is _STOP:
+            batch = [] if item is None else [item]
+            if item is not None and item is not _STOP:
+                time.sleep(_GATHER_S)  # let a batch gather: one wake-up and one numpy pass for many
+            while item is not None and item is not _STOP and len(batch) < _BATCH:
+                try:  # take what else is queued: summaries are computed a batch at a time
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                batch.append(item)
+            stop = any(b is _STOP for b in batch)
+            work = [b for b in batch if b is not _STOP]
+            if work:
+                self._safely(self._process_batch, work)
+            if stop:
                 break
-            if item is not None:
-                self._safely(self._process, item)
             self._safely(self._close_due)
         self._drain()
         self.flush()
@@ -241,8 +256,20 @@ class Recorder:
         self._process(observation)
         return self.closed[-1] if len(self.closed) > before else None
 
+    def _process_batch(self, observations: list[Observation]) -> None:
+        try:
+            summaries = summarize_images([o.image for o in observations])
+        except Exception:  # one bad observation must not cost the others: each on its own then
+            for obs in observations:
+                self._safely(self._process, obs)
+            return
+        for obs, summary in zip(observations, summaries, strict=True):
+            self._safely(self._record, obs, summary)
+
     def _process(self, obs: Observation) -> None:
-        summary = summarize_image(obs.image)
+        self._record(obs, summarize_image(obs.image))
+
+    def _record(self, obs: Observation, summary: ImageSummary) -> None:
         scores, class_ids = detections_arrays(obs.detections)
         key = (obs.model_version, obs.route)
         window = self._windows.get(key)
@@ -438,6 +465,20 @@ class Recorder:
                 ],
             )
         return len(fresh)
+
+
+_BATCH = 64  # observations summarized together
+_GATHER_S = 0.1  # how long a batch gathers (monitoring needs no hurry; the queue holds queue_size)
+
+
+def _yield_to_serving() -> None:
+    """Lower this thread's scheduling priority (Linux: a thread is a task with its own nice value).
+
+    On a busy server the request threads then get the CPUs first and the recorder what is left; when
+    nothing is left its queue fills and further summaries are dropped and counted, as designed,
+    instead of slowing requests. Elsewhere (or without permission) it stays at normal priority."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 def start_recorder(ws: Workspace, *, warm: Sequence[int] = (), **kwargs: Any) -> Recorder:
