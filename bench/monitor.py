@@ -34,8 +34,8 @@ from typing import Any
 
 from rich.console import Console
 
-from _common import RESULTS, busy_warning, child_env, code_state, fail, machine, write_results
-from serve import _free_port, request_image, run_server
+from _common import RESULTS, busy_warning, child_env, code_state, machine, write_results
+from serve import _free_port, request_image, run_server, wait_ready
 
 console = Console()
 SIZE = 160
@@ -101,7 +101,6 @@ class Child:
     """A server child process on a free port (the shape ``serve.run_server`` expects)."""
 
     def __init__(self, root: Path, monitor: bool, work: Path) -> None:
-        import http.client
 
         self.port = _free_port()
         self.status_path = work / f"status-{int(monitor)}.json"
@@ -117,18 +116,7 @@ class Child:
         self.log = work / f"server-{int(monitor)}.log"
         with self.log.open("wb") as err:
             self.proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.DEVNULL, stderr=err)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                fail(f"the server exited: {self.log.read_text(errors='replace')[-3000:]}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                conn.request("GET", "/readyz")
-                if conn.getresponse().status == 200:
-                    return
-            except OSError:
-                time.sleep(0.2)
-        fail("the server did not become ready in 120 s")
+        wait_ready(self.proc, self.port, self.log, 120)
 
     def stop(self) -> dict[str, Any]:
         self.proc.send_signal(signal.SIGTERM)

@@ -158,6 +158,22 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path, seconds: float) -> None:
+    """Until the server child on ``port`` answers /readyz; stops the bench if it exits or times out."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            fail(f"the server exited: {log.read_text(errors='replace')[-3000:]}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/readyz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.1)
+    fail(f"the server did not become ready in {seconds:g} s")
+
+
 class Server:
     """`visionloop serve --bundle DIR` as a real process on a free loopback port."""
 
@@ -167,18 +183,7 @@ class Server:
         cmd = [vl, "serve", "--bundle", str(bundle), "--port", str(self.port)]
         with log.open("wb") as err:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.DEVNULL, stderr=err)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                fail(f"the server exited: {log.read_text(errors='replace')[-3000:]}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                conn.request("GET", "/readyz")
-                if conn.getresponse().status == 200:
-                    return
-            except OSError:
-                time.sleep(0.1)
-        fail("the server did not become ready in 60 s")
+        wait_ready(self.proc, self.port, log, 60)
 
     def stop(self) -> None:
         self.proc.terminate()
