@@ -4,11 +4,13 @@ A workspace is built first: synthetic `day` scenes (160 px), SSDlite (320 px inp
 exported, promoted, and its monitoring reference built (its dataset version's images).
 
 1. **Cost**: the same server twice, as real processes on 127.0.0.1 — uvicorn serving
-   ``create_app(bundle)`` without an observer, and with ``start_recorder(ws).observe`` (the
-   ``[monitor]`` defaults: windows of 200, drift tests on each, 1% of images kept as unlabeled items).
-   N keep-alive HTTP clients post the same 640×480 JPEG; the two alternate for ``--rounds`` rounds so
-   both meet the same background load, and the median images/s of each gives the cost. The recorder's
-   counts (processed, dropped, windows) are read back from the monitored server when it stops.
+   ``create_app(bundle)`` without an observer (``off``), and with the recorder process that
+   ``visionloop serve --monitor`` runs (``on``: ``RecorderProcess(ws).observe``, the ``[monitor]``
+   defaults: windows of 200, drift tests on each, 1% of images kept as unlabeled items);
+   ``--thread`` adds a third server with the recorder as a thread inside the server, for comparison.
+   N keep-alive HTTP clients post the same 640×480 JPEG; the servers take turns for ``--rounds``
+   rounds so all meet the same background load, and the median images/s of each gives the cost. The
+   recorder's counts (processed, dropped, windows) are read back from a monitored server when it stops.
 2. **Drift**: per seed, `day` traffic (fresh scenes, never seen in training) for ``--day-windows``
    windows, then `night` traffic until a window is flagged (at most 3 windows), through the model
    and the recorder exactly as the server's observer runs them (no HTTP: the figure is about the
@@ -67,11 +69,13 @@ def build_workspace(work: Path, train_seconds: float) -> Path:
         return ws.root
 
 
-def server_child(root: str, port: int, monitor: bool, status_path: str) -> None:
-    """The server under test: ``create_app`` on the production bundle, with or without the recorder."""
+def server_child(root: str, port: int, mode: str, status_path: str) -> None:
+    """The server under test: ``create_app`` on the production bundle, without a recorder (``off``),
+    with the recorder process (``on``) or with the recorder thread (``thread``)."""
     import uvicorn
 
-    from visionloop.monitor.recorder import start_recorder
+    from visionloop.monitor.process import RecorderProcess
+    from visionloop.monitor.recorder import Recorder
     from visionloop.serve.app import create_app
     from visionloop.serve.follow import open_alias
     from visionloop.serve.model import Holder
@@ -79,7 +83,12 @@ def server_child(root: str, port: int, monitor: bool, status_path: str) -> None:
 
     ws = open_workspace(root)
     holder = Holder(open_alias(ws, "production"))
-    recorder = start_recorder(ws, warm=[holder.current.version]) if monitor else None
+    warm = [holder.current.version]
+    recorder: Any = None
+    if mode == "on":
+        recorder = RecorderProcess(ws).start(warm)
+    elif mode == "thread":
+        recorder = Recorder(ws).start(warm)
     app = create_app(holder, observer=recorder.observe if recorder else None)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
 
@@ -100,20 +109,20 @@ def server_child(root: str, port: int, monitor: bool, status_path: str) -> None:
 class Child:
     """A server child process on a free port (the shape ``serve.run_server`` expects)."""
 
-    def __init__(self, root: Path, monitor: bool, work: Path) -> None:
+    def __init__(self, root: Path, mode: str, work: Path) -> None:
 
         self.port = _free_port()
-        self.status_path = work / f"status-{int(monitor)}.json"
+        self.status_path = work / f"status-{mode}.json"
         cmd = [
             sys.executable,
             __file__,
             "--server-child",
             str(root),
             str(self.port),
-            str(int(monitor)),
+            mode,
             str(self.status_path),
         ]
-        self.log = work / f"server-{int(monitor)}.log"
+        self.log = work / f"server-{mode}.log"
         with self.log.open("wb") as err:
             self.proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.DEVNULL, stderr=err)
         wait_ready(self.proc, self.port, self.log, 120)
@@ -124,37 +133,49 @@ class Child:
         return dict(json.loads(self.status_path.read_text())) if self.status_path.exists() else {}
 
 
-def cost(root: Path, work: Path, clients: int, seconds: float, rounds: int) -> dict[str, Any]:
+def cost(root: Path, work: Path, clients: int, seconds: float, rounds: int, thread: bool) -> dict[str, Any]:
     data = request_image(work / "frame.jpg")
-    off, on = Child(root, False, work), Child(root, True, work)
-    off_rounds, on_rounds = [], []
+    modes = ["off", "on"] + (["thread"] if thread else [])
+    servers = {m: Child(root, m, work) for m in modes}
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
+    recorders: dict[str, Any] = {}
     try:
-        for i in range(rounds):  # alternate (and swap who goes first) so both meet the same load
-            pair = [(off, off_rounds), (on, on_rounds)]
-            for server, out in pair if i % 2 == 0 else reversed(pair):
-                out.append(run_server(server, data, clients, seconds))  # type: ignore[arg-type]
-            console.print(
-                f"round {i + 1}: off {off_rounds[-1]['images_per_s']} img/s, on {on_rounds[-1]['images_per_s']} img/s",
-                highlight=False,
-            )
+        for i in range(rounds):  # take turns (and rotate who goes first) so all meet the same load
+            order = modes[i % len(modes) :] + modes[: i % len(modes)]
+            for m in order:
+                runs[m].append(run_server(servers[m], data, clients, seconds))  # type: ignore[arg-type]
+            line = ", ".join(f"{m} {runs[m][-1]['images_per_s']} img/s" for m in modes)
+            console.print(f"round {i + 1}: {line}", highlight=False)
     finally:
-        off.stop()
-        recorder = on.stop()
-    med_off = statistics.median(r["images_per_s"] for r in off_rounds)
-    med_on = statistics.median(r["images_per_s"] for r in on_rounds)
-    per_round = [
-        1 - b["images_per_s"] / a["images_per_s"] for a, b in zip(off_rounds, on_rounds, strict=True)
-    ]
-    return {
+        for m, server in servers.items():
+            recorders[m] = server.stop()
+    median = {m: statistics.median(r["images_per_s"] for r in runs[m]) for m in modes}
+
+    def per_round(m: str) -> list[float]:
+        return [
+            round(1 - b["images_per_s"] / a["images_per_s"], 4)
+            for a, b in zip(runs["off"], runs[m], strict=True)
+        ]
+
+    out: dict[str, Any] = {
         "clients": clients,
         "seconds_per_round": seconds,
         "rounds": rounds,
-        "off": {"images_per_s": med_off, "rounds": off_rounds},
-        "on": {"images_per_s": med_on, "rounds": on_rounds, "recorder": recorder},
-        "cost": round(1 - med_on / med_off, 4),
-        "cost_per_round": [round(c, 4) for c in per_round],
+        "off": {"images_per_s": median["off"], "rounds": runs["off"]},
+        "on": {"images_per_s": median["on"], "rounds": runs["on"], "recorder": recorders["on"]},
+        "cost": round(1 - median["on"] / median["off"], 4),
+        "cost_per_round": per_round("on"),
         "target_cost": 0.05,
     }
+    if thread:
+        out["thread"] = {
+            "images_per_s": median["thread"],
+            "rounds": runs["thread"],
+            "recorder": recorders["thread"],
+            "cost": round(1 - median["thread"] / median["off"], 4),
+            "cost_per_round": per_round("thread"),
+        }
+    return out
 
 
 def drift(root: Path, seeds: list[int], day_windows: int) -> dict[str, Any]:
@@ -243,11 +264,12 @@ def main() -> None:
     )
     parser.add_argument("--skip-cost", action="store_true")
     parser.add_argument("--skip-drift", action="store_true")
+    parser.add_argument("--thread", action="store_true", help="also measure the recorder as a thread")
     parser.add_argument("--server-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.server_child:
-        root, port, monitor, status = args.server_child
-        server_child(root, int(port), monitor == "1", status)
+        root, port, mode, status = args.server_child
+        server_child(root, int(port), mode, status)
         return
     with tempfile.TemporaryDirectory(prefix="vl-bench-monitor-") as tmp:
         work = Path(tmp)
@@ -267,7 +289,7 @@ def main() -> None:
             "build_s": round(build_s, 1),
         }
         if not args.skip_cost:
-            result["cost"] = cost(root, work, args.clients, args.seconds, args.rounds)
+            result["cost"] = cost(root, work, args.clients, args.seconds, args.rounds, args.thread)
             c = result["cost"]
             console.print(
                 f"monitoring off {c['off']['images_per_s']:.1f} img/s, on {c['on']['images_per_s']:.1f} img/s: "

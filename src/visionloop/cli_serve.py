@@ -10,7 +10,7 @@ import typer
 from visionloop.cli import _ws, app, out
 
 if TYPE_CHECKING:
-    from visionloop.monitor.recorder import Recorder
+    from visionloop.monitor.process import RecorderProcess
 
 
 @app.command("serve")
@@ -108,7 +108,7 @@ def serve_cmd(
     logging.getLogger("visionloop").addHandler(handler)
     logging.getLogger("visionloop").setLevel(logging.INFO)
     limit = int(max_upload_mb * 2**20)
-    recorder: Recorder | None = None
+    recorder: RecorderProcess | None = None
     if bundle is not None:
         holder = Holder(load(bundle))
         candidate = None if candidate_bundle is None else load(candidate_bundle)
@@ -133,9 +133,9 @@ def serve_cmd(
         follower = AliasFollower(ws, alias, holder, poll_seconds=poll_seconds)
         control = RolloutControl(holder, ws=ws, poll_seconds=poll_seconds)
         if ws.settings.monitor.enabled if monitor is None else monitor:
-            from visionloop.monitor.recorder import start_recorder
+            from visionloop.monitor.process import RecorderProcess
 
-            recorder = start_recorder(ws, warm=[holder.current.version])
+            recorder = RecorderProcess(ws).start(warm=[holder.current.version])
         api = create_app(
             holder,
             api_key=api_key,

@@ -96,3 +96,17 @@ def test_feature_table_npz_round_trip() -> None:
     assert back.class_names == ("a", "b") and back.classes.tolist() == [[0, 0], [0, 1], [2, 0]]
     assert meta == {"model_version": 4, "route": "production", "extractor": EXTRACTOR}
     assert table.column("boxes").tolist() == [0.0, 1.0, 2.0]
+
+
+def test_digests_give_the_same_summaries_as_images() -> None:
+    from visionloop.monitor.features import digest_image, summarize_digests, summarize_images
+
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)) for _ in range(3)]
+    images.append(Image.new("RGB", (40, 30), (10, 20, 30)))  # smaller than the centre crop
+    digests = [digest_image(im) for im in images]
+    assert digests[0].thumb.shape == (64, 64, 3) and digests[0].crop.shape == (64, 64)
+    assert digests[3].crop.shape == (30, 30) and digests[3].size == (40, 30)
+    a, b = summarize_images(images), summarize_digests(digests)
+    assert [s.stats for s in a] == [s.stats for s in b]
+    assert all(np.array_equal(x.embedding, y.embedding) for x, y in zip(a, b, strict=True))

@@ -76,14 +76,29 @@ def _sharpness(crops: NDArray[np.float32]) -> NDArray[np.float32]:
     return np.asarray(np.abs(lap).mean(axis=(1, 2)), np.float32)
 
 
-def summarize_images(images: Sequence[Image.Image]) -> list[ImageSummary]:
-    """Input statistics and embeddings of RGB images, computed together: on the recorder's thread a
-    batch costs a handful of numpy calls instead of a handful per image (and holds the interpreter
-    the server's threads need for that much less time)."""
-    if not images:
+@dataclass(frozen=True)
+class ImageDigest:
+    """What the statistics and the embedding of an image are computed from: its sampled thumbnail,
+    its full-resolution centre crop and its size — about 16 KB, cheap to take on a request's thread
+    and to send to another process, whatever the image's size."""
+
+    thumb: NDArray[np.uint8]  # THUMB × THUMB × 3
+    crop: NDArray[np.uint8]  # at most _CROP × _CROP luma
+    size: tuple[int, int]  # width, height
+
+
+def digest_image(image: Image.Image) -> ImageDigest:
+    """The digest of an RGB image (about 0.03 ms for 640×480)."""
+    return ImageDigest(thumbnail(image), _centre_crop(image), image.size)
+
+
+def summarize_digests(digests: Sequence[ImageDigest]) -> list[ImageSummary]:
+    """Input statistics and embeddings of many images, computed together: a batch costs a handful of
+    numpy calls instead of a handful per image."""
+    if not digests:
         return []
-    pixels = np.stack([thumbnail(im) for im in images]).astype(np.float32)  # n × T × T × 3
-    n, cell = len(images), THUMB // GRID
+    pixels = np.stack([d.thumb for d in digests]).astype(np.float32)  # n × T × T × 3
+    n, cell = len(digests), THUMB // GRID
     luma = pixels @ _LUMA  # n × T × T
     colour = pixels.reshape(n, GRID, cell, GRID, cell, 3).mean(axis=(2, 4)).reshape(n, -1) / 255.0
     gx = np.abs(np.diff(luma, axis=2, append=luma[:, :, -1:]))
@@ -91,14 +106,14 @@ def summarize_images(images: Sequence[Image.Image]) -> list[ImageSummary]:
     edges = (gx + gy).reshape(n, GRID, cell, GRID, cell).mean(axis=(2, 4)).reshape(n, -1)
     embedding = np.concatenate([colour, edges], axis=1).astype(np.float32)
     brightness, contrast = luma.mean(axis=(1, 2)), luma.std(axis=(1, 2))
-    crops = [_centre_crop(im) for im in images]
+    crops = [d.crop for d in digests]
     if len({c.shape for c in crops}) == 1:
         sharp = _sharpness(np.stack(crops).astype(np.float32) / 255.0)
     else:  # images smaller than the crop: each on its own
         sharp = np.array([_sharpness(c[None].astype(np.float32) / 255.0)[0] for c in crops], np.float32)
     out = []
-    for i, im in enumerate(images):
-        w, h = im.size
+    for i, d in enumerate(digests):
+        w, h = d.size
         stats = (
             float(brightness[i]),
             float(contrast[i]),
@@ -108,6 +123,11 @@ def summarize_images(images: Sequence[Image.Image]) -> list[ImageSummary]:
         )
         out.append(ImageSummary(stats, embedding[i]))
     return out
+
+
+def summarize_images(images: Sequence[Image.Image]) -> list[ImageSummary]:
+    """Input statistics and embeddings of RGB images (see :func:`summarize_digests`)."""
+    return summarize_digests([digest_image(im) for im in images])
 
 
 def summarize_image(image: Image.Image) -> ImageSummary:

@@ -40,11 +40,10 @@ from visionloop.monitor.features import (
     FeatureTable,
     ImageSummary,
     build_table,
-    detections_arrays,
     prediction_stats,
-    summarize_image,
-    summarize_images,
+    summarize_digests,
 )
+from visionloop.monitor.packet import Dropped, Packet, packet_of
 from visionloop.monitor.reference import Reference, ReferenceSource, get_reference
 from visionloop.monitor.signals import record_signal, signal_key
 from visionloop.serve.observe import Observation
@@ -53,7 +52,7 @@ from visionloop.store.blobs import sha256_hex
 from visionloop.workspace import Workspace, utcnow
 
 log = logging.getLogger("visionloop.monitor")
-_STOP = object()
+STOP = "stop"  # a string: it crosses to a recorder process (monitor/process.py) too
 _RETRY_REFERENCE_S = 300.0
 MAX_SAMPLES_PER_WINDOW = 100
 
@@ -135,6 +134,7 @@ class Recorder:
         alerter: Alerter | None = None,
         clock: Callable[[], float] = time.time,
         seed: int = 0,
+        inbox: Any = None,
     ) -> None:
         self.ws = ws
         self.cfg = cfg or ws.settings.monitor
@@ -148,7 +148,8 @@ class Recorder:
         self._clock = clock
         self._seed = seed
         self._rng = np.random.default_rng(seed)
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=self.cfg.queue_size)
+        # observations (this process's server) or packets (a server process, see process.py)
+        self._queue: Any = inbox if inbox is not None else queue.Queue(maxsize=self.cfg.queue_size)
         self._lock = threading.Lock()
         self._dropped: Counter[tuple[int, str]] = Counter()
         self._dropped_seen: Counter[tuple[int, str]] = Counter()
@@ -156,7 +157,6 @@ class Recorder:
         self._cache: dict[int, Reference | None] = {}
         self._retry_at: dict[int, float] = {}
         self._thread: threading.Thread | None = None
-        self._warm: list[int] = []
         self._drifting: set[tuple[int, str]] = set()  # keys whose last window drifted (alert on entry)
         self.received = 0
         self.processed = 0
@@ -191,8 +191,9 @@ class Recorder:
     def start(self, warm: Sequence[int] = ()) -> Recorder:
         """Start the thread; it first loads (or builds) the references of the ``warm`` versions."""
         if self._thread is None:
-            self._warm = list(warm)
-            self._thread = threading.Thread(target=self._run, name="visionloop-monitor", daemon=True)
+            self._thread = threading.Thread(
+                target=self.run, args=(warm,), name="visionloop-monitor", daemon=True
+            )
             self._thread.start()
         return self
 
@@ -202,46 +203,60 @@ class Recorder:
             self._drain()
             self.flush()
             return
-        self._queue.put(_STOP)  # blocks only while the queue is full, never on a request's thread
+        self._queue.put(STOP)  # blocks only while the queue is full, never on a request's thread
         self._thread.join(timeout)
         self._thread = None
 
-    def _run(self) -> None:
+    def run(
+        self,
+        warm: Sequence[int] = (),
+        *,
+        alive: Callable[[], bool] = lambda: True,
+        on_batch: Callable[[Recorder], None] = lambda _r: None,
+    ) -> None:
+        """The recorder's loop (its thread's, or a recorder process's): load the references of the
+        ``warm`` versions, then record batches from the queue until told to stop or ``alive()`` is
+        false; finally close every open window."""
         _yield_to_serving()
-        for version in self._warm:
+        for version in warm:
             self._reference(version)
-        while True:
+        while alive():
             try:
                 item = self._queue.get(timeout=0.5)
             except queue.Empty:
                 item = None
             batch = [] if item is None else [item]
-            if item is not None and item is not _STOP:
+            if item is not None and not _is_stop(item):
                 time.sleep(_GATHER_S)  # let a batch gather: one wake-up and one numpy pass for many
-            while item is not None and item is not _STOP and len(batch) < _BATCH:
+            while item is not None and not _is_stop(item) and len(batch) < _BATCH:
                 try:  # take what else is queued: summaries are computed a batch at a time
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 batch.append(item)
-            stop = any(b is _STOP for b in batch)
-            work = [b for b in batch if b is not _STOP]
+            stop = any(_is_stop(b) for b in batch)
+            work = [b for b in batch if not _is_stop(b)]
             if work:
                 self._safely(self._process_batch, work)
             if stop:
                 break
             self._safely(self._close_due)
+            on_batch(self)
         self._drain()
         self.flush()
+        on_batch(self)
 
     def _drain(self) -> None:
+        work = []
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                return
-            if item is not _STOP:
-                self._safely(self._process, item)
+                break
+            if not _is_stop(item):
+                work.append(item)
+        if work:
+            self._safely(self._process_batch, work)
 
     def _safely(self, fn: Callable[..., Any], *args: Any) -> None:
         try:
@@ -256,33 +271,48 @@ class Recorder:
         self._process(observation)
         return self.closed[-1] if len(self.closed) > before else None
 
-    def _process_batch(self, observations: list[Observation]) -> None:
+    def _packet(self, item: Observation | Packet) -> Packet:
+        if isinstance(item, Packet):
+            return item
+        sample = self.cfg.sample_rate > 0 and self._rng.random() < self.cfg.sample_rate
+        return packet_of(item, sample=sample)
+
+    def _count_dropped(self, key: tuple[int, str], total: int) -> None:
+        """A sending process's running count of the drops of ``key``."""
+        with self._lock:
+            self._dropped[key] = max(self._dropped[key], total)
+
+    def _process_batch(self, items: list[Observation | Packet | Dropped]) -> None:
+        for d in items:
+            if isinstance(d, Dropped):
+                for key, n in d.counts.items():
+                    self._count_dropped(key, n)
+        work = [i for i in items if not isinstance(i, Dropped)]
         try:
-            summaries = summarize_images([o.image for o in observations])
+            packets = [self._packet(i) for i in work]
+            summaries = summarize_digests([p.digest for p in packets])
         except Exception:  # one bad observation must not cost the others: each on its own then
-            for obs in observations:
-                self._safely(self._process, obs)
+            for item in work:
+                self._safely(self._process, item)
             return
-        for obs, summary in zip(observations, summaries, strict=True):
-            self._safely(self._record, obs, summary)
+        for packet, summary in zip(packets, summaries, strict=True):
+            self._safely(self._record, packet, summary)
 
-    def _process(self, obs: Observation) -> None:
-        self._record(obs, summarize_image(obs.image))
+    def _process(self, item: Observation | Packet) -> None:
+        packet = self._packet(item)
+        self._record(packet, summarize_digests([packet.digest])[0])
 
-    def _record(self, obs: Observation, summary: ImageSummary) -> None:
-        scores, class_ids = detections_arrays(obs.detections)
-        key = (obs.model_version, obs.route)
+    def _record(self, p: Packet, summary: ImageSummary) -> None:
+        key = p.key
+        if p.dropped:  # counted by the sending process
+            self._count_dropped(key, p.dropped)
         window = self._windows.get(key)
         if window is None:
-            window = self._windows[key] = _Window(obs.model_version, obs.route, obs.received_at)
-        window.rows.append(_Row(summary, scores, class_ids))
-        window.ended_at = max(window.ended_at, obs.received_at)
-        if (
-            self.cfg.sample_rate > 0
-            and len(window.samples) < MAX_SAMPLES_PER_WINDOW
-            and self._rng.random() < self.cfg.sample_rate
-        ):
-            window.samples.append((obs.image, obs.received_at))
+            window = self._windows[key] = _Window(p.model_version, p.route, p.received_at)
+        window.rows.append(_Row(summary, p.scores, p.class_ids))
+        window.ended_at = max(window.ended_at, p.received_at)
+        if p.sample is not None and len(window.samples) < MAX_SAMPLES_PER_WINDOW:
+            window.samples.append((p.sample.image(), p.received_at))
         self.processed += 1
         if len(window.rows) >= self.cfg.window_size:
             self._close(key)
@@ -465,6 +495,10 @@ class Recorder:
                 ],
             )
         return len(fresh)
+
+
+def _is_stop(item: Any) -> bool:
+    return isinstance(item, str) and item == STOP
 
 
 _BATCH = 64  # observations summarized together
