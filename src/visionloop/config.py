@@ -155,8 +155,9 @@ class MonitorConfig(_Frozen):
     """Production monitoring (``visionloop serve --monitor``): windows, drift tests, samples, alerts."""
 
     enabled: bool = True
-    #: Predictions waiting for the recorder; when full, new ones are dropped and counted (never waited on).
-    queue_size: int = Field(256, ge=1, le=100_000)
+    #: Predictions waiting for the recorder (about 17 KB each: a thumbnail, a crop, the answer); when
+    #: full, new ones are dropped and counted (never waited on).
+    queue_size: int = Field(1024, ge=1, le=100_000)
     #: A window closes after this many predictions, or after ``window_max_s`` with at least ``min_window``.
     window_size: int = Field(200, ge=10, le=100_000)
     window_max_s: float = Field(3600.0, gt=0)
@@ -344,7 +345,7 @@ allow_self_approval = false
 # is dropped and counted, never waited on); windows of window_size predictions are tested for drift
 # against the reference built from the model's dataset version (reference_images images).
 enabled = true
-queue_size = 256
+queue_size = 1024
 window_size = 200
 window_max_s = 3600.0
 min_window = 50

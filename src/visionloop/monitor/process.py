@@ -25,13 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from visionloop.config import MonitorConfig
-from visionloop.monitor.packet import Dropped, packet_of
+from visionloop.monitor.packet import Dropped, Packet, packet_of
 from visionloop.monitor.recorder import STOP
 from visionloop.serve.observe import Observation
 from visionloop.workspace import Workspace
 
 log = logging.getLogger("visionloop.monitor")
 _PROCESSED, _WINDOWS, _ERRORS = range(3)
+_BATCH = 32  # packets sent together
+_FLUSH_S = 0.1  # the longest a packet waits for its batch (while traffic flows)
 
 
 def _child(
@@ -58,7 +60,9 @@ class RecorderProcess:
     def __init__(self, ws: Workspace, cfg: MonitorConfig | None = None, *, seed: int = 0) -> None:
         self.cfg = cfg or ws.settings.monitor
         ctx = mp.get_context("spawn")  # a clean interpreter: no copy of the server's threads or sockets
-        self._queue: Any = ctx.Queue(maxsize=self.cfg.queue_size)
+        # packets travel in batches (one pickling and one wake-up of the queue's feeder thread per
+        # batch, not per request); the queue holds queue_size predictions' worth of batches
+        self._queue: Any = ctx.Queue(maxsize=max(1, self.cfg.queue_size // _BATCH))
         # never wait at exit for packets no process will read (a child that died): stop() is the
         # orderly end, and it waits for the child, which reads the queue to its end
         self._queue.cancel_join_thread()
@@ -71,7 +75,11 @@ class RecorderProcess:
         self._dropped: Counter[tuple[int, str]] = Counter()
         self._sent = 0
         self._failed = 0
+        self._pending: list[Packet] = []
+        self._pending_since = 0.0
         self._process: Any = None
+        self._flusher: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     def start(self, warm: Sequence[int] = ()) -> RecorderProcess:
         if self._process is None:
@@ -82,7 +90,34 @@ class RecorderProcess:
                 daemon=True,
             )
             self._process.start()
+            self._flusher = threading.Thread(
+                target=self._flush_stale, name="visionloop-monitor-flush", daemon=True
+            )
+            self._flusher.start()
         return self
+
+    def _flush_stale(self) -> None:
+        """Send a batch that waited _FLUSH_S (low traffic) — a few wake-ups a second, no more."""
+        while not self._stopping.wait(_FLUSH_S):
+            self._flush(force=False)
+
+    def _flush(self, force: bool) -> None:
+        with self._lock:
+            if not self._pending or not (force or time.monotonic() - self._pending_since >= _FLUSH_S):
+                return
+            batch, self._pending = self._pending, []
+        self._send(batch)
+
+    def _send(self, batch: list[Packet]) -> None:
+        try:
+            self._queue.put_nowait(batch)
+        except queue.Full:
+            with self._lock:
+                for p in batch:
+                    self._dropped[p.key] += 1
+        else:
+            with self._lock:
+                self._sent += len(batch)
 
     def observe(self, observation: Observation) -> None:
         """Hand one prediction to the recorder process; never blocks, never raises."""
@@ -92,12 +127,16 @@ class RecorderProcess:
                 rate = self.cfg.sample_rate
                 sample = rate > 0 and self._rng.random() < rate
                 dropped = self._dropped[key]
-            self._queue.put_nowait(packet_of(observation, sample=sample, dropped=dropped))
+            packet = packet_of(observation, sample=sample, dropped=dropped)
+            batch = None
             with self._lock:
-                self._sent += 1
-        except queue.Full:
-            with self._lock:
-                self._dropped[key] += 1
+                if not self._pending:
+                    self._pending_since = time.monotonic()
+                self._pending.append(packet)
+                if len(self._pending) >= _BATCH or time.monotonic() - self._pending_since >= _FLUSH_S:
+                    batch, self._pending = self._pending, []
+            if batch:
+                self._send(batch)
         except Exception:  # a request must not fail for monitoring's sake
             with self._lock:
                 self._failed += 1
@@ -134,6 +173,10 @@ class RecorderProcess:
             self._queue.close()
             return
         deadline = time.monotonic() + timeout
+        self._stopping.set()
+        if self._flusher is not None:
+            self._flusher.join(5)
+        self._flush(force=True)
         if proc.is_alive():
             with contextlib.suppress(queue.Full):
                 with self._lock:

@@ -282,7 +282,9 @@ class Recorder:
         with self._lock:
             self._dropped[key] = max(self._dropped[key], total)
 
-    def _process_batch(self, items: list[Observation | Packet | Dropped]) -> None:
+    def _process_batch(self, items: list[Any]) -> None:
+        """Observations, packets, lists of packets (a recorder process's batches) and drop counts."""
+        items = [x for i in items for x in (i if isinstance(i, list) else [i])]
         for d in items:
             if isinstance(d, Dropped):
                 for key, n in d.counts.items():
