@@ -89,21 +89,6 @@ def server_child(root: str, port: int, mode: str, status_path: str) -> None:
         recorder = RecorderProcess(ws).start(warm)
     elif mode == "thread":
         recorder = Recorder(ws).start(warm)
-    elif mode == "pack":
-        import pickle
-
-        from visionloop.monitor.packet import packet_of
-
-        class _Pack:
-            def observe(self, obs: Any) -> None:
-                pickle.dumps(packet_of(obs, sample=False))
-
-            def stop(self) -> None: ...
-
-            def status(self) -> dict[str, Any]:
-                return {}
-
-        recorder = _Pack()
     app = create_app(holder, observer=recorder.observe if recorder else None)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
 
@@ -150,7 +135,7 @@ class Child:
 
 def cost(root: Path, work: Path, clients: int, seconds: float, rounds: int, thread: bool) -> dict[str, Any]:
     data = request_image(work / "frame.jpg")
-    modes = ["off", "on"] + (["thread"] if thread else []) + (["pack"] if os.environ.get("PACK") else [])
+    modes = ["off", "on"] + (["thread"] if thread else [])
     servers = {m: Child(root, m, work) for m in modes}
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
     recorders: dict[str, Any] = {}
