@@ -160,7 +160,9 @@ def order_typical(doc: dict[str, Any], seed: int, budget: int, k_nn: int = 10) -
 ORDERS = {"policy": order_policy, "random": order_random, "diverse": order_diverse, "typical": order_typical}
 
 
-def run_order(work: Path, seed: int, name: str, budget: int) -> dict[str, Any]:
+def run_order(work: Path, seed: int, name: str, budget: int, train_seed: int | None = None) -> dict[str, Any]:
+    """Review ``budget`` tasks of the seed's start workspace in order ``name`` and retrain (with
+    ``train_seed``, the seed itself by default: another training seed measures the retrain's noise)."""
     from flywheel import _test_map
     from visionloop.pipeline.runner import run_pipeline
     from visionloop.registry.versions import get_model
@@ -169,12 +171,13 @@ def run_order(work: Path, seed: int, name: str, budget: int) -> dict[str, Any]:
     from visionloop.workspace import open_workspace
 
     base = _start(work, seed)
-    out = base / f"res-{name}.json"
+    ts = seed if train_seed is None else train_seed
+    out = base / (f"res-{name}.json" if ts == seed else f"res-{name}-t{ts}.json")
     if out.exists():
         return dict(json.loads(out.read_text()))
     _, truth = _held(work)
     ids = ORDERS[name](json.loads((base / "tasks.json").read_text()), seed, budget)[:budget]
-    copy = base / name
+    copy = base / f"{name}-t{ts}"
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(base / "start", copy)
     ws = open_workspace(copy / ".visionloop")
@@ -185,9 +188,16 @@ def run_order(work: Path, seed: int, name: str, budget: int) -> dict[str, Any]:
         else:
             decide(ws, tid, "reject", reviewer=REVIEWER)
     t0 = time.perf_counter()
-    v = run_pipeline(ws, actor="bench", train_overrides={"seed": seed}).outputs["model_version"]
+    v = run_pipeline(ws, actor="bench", train_overrides={"seed": ts}).outputs["model_version"]
     per_class = {c: m["ap"] for c, m in get_model(ws, v).metrics["per_class"].items()}
-    res = {"seed": seed, "order": name, "ids": ids, **_test_map(ws, v), "per_class_ap": per_class}
+    res = {
+        "seed": seed,
+        "train_seed": ts,
+        "order": name,
+        "ids": ids,
+        **_test_map(ws, v),
+        "per_class_ap": per_class,
+    }
     res["retrain_s"] = round(time.perf_counter() - t0, 1)
     ws.close()
     shutil.rmtree(copy)
@@ -201,13 +211,25 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--orders", nargs="+", default=list(ORDERS), choices=list(ORDERS))
     parser.add_argument("--review-budget", type=int, default=30)
+    parser.add_argument(
+        "--train-seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="retrain each order with these seeds (default: the seed)",
+    )
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/vl-bench-routing-orders"))
     args = parser.parse_args()
     if not (bccd_path() / "Annotations").is_dir():
         fail(f"BCCD not found at {bccd_path()}; set VISIONLOOP_BCCD")
     warning = busy_warning()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    rows = [run_order(args.workdir, s, o, args.review_budget) for s in args.seeds for o in args.orders]
+    rows = [
+        run_order(args.workdir, s, o, args.review_budget, ts)
+        for s in args.seeds
+        for o in args.orders
+        for ts in (args.train_seeds or [s])
+    ]
     write_results(
         "routing_orders.json",
         {

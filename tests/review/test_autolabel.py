@@ -53,9 +53,18 @@ def test_production_model_proposes_on_unlabeled_images(prod_ws: Workspace) -> No
         (task,) = [t for t in tasks if t.image_oid == item.image_oid]
         assert label.n_boxes == len(task.proposal)
         assert all(p["score"] >= 0.3 and 0 <= p["box"][0] < p["box"][2] <= 64 for p in task.proposal)
-        assert set(task.reasons) >= {"ambiguous", "uncertainty", "disagreement", "rarity", "auto_accept"}
+        assert set(task.reasons) >= {
+            "balance",
+            "ambiguous",
+            "uncertainty",
+            "disagreement",
+            "rarity",
+            "auto_accept",
+        }
         parts = task.reasons
-        weighted = parts["ambiguous"] + parts["uncertainty"] + parts["disagreement"] + 0.5 * parts["rarity"]
+        weighted = parts["balance"] + 0.25 * (
+            parts["ambiguous"] + parts["uncertainty"] + parts["disagreement"]
+        )
         assert task.priority == pytest.approx(weighted, abs=1e-5)
     # proposals are not labeled data: a snapshot does not change
     after, created = snapshot(prod_ws, "after")

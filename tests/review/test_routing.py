@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from visionloop.errors import UsageError
-from visionloop.review.routing import Proposal, RoutingPolicy, disagreement, iou, rarity, route, unflip
+from visionloop.review.routing import (
+    Proposal,
+    RoutingPolicy,
+    balance,
+    disagreement,
+    iou,
+    rarity,
+    route,
+    unflip,
+)
 
 
 def P(cls: str, box: tuple[float, float, float, float], score: float) -> Proposal:
@@ -82,21 +91,46 @@ def test_rarity(classes, freq, expected) -> None:
     ("proposals", "flipped", "reasons", "priority"),
     [
         # one confident box of the common class, found again on the mirror: nothing worth a look
-        ([A], [A], {"ambiguous": 0.0, "uncertainty": 0.1, "disagreement": 0.0, "rarity": 0.0}, 0.1),
+        (
+            [A],
+            [A],
+            {"balance": 0.2, "ambiguous": 0.0, "uncertainty": 0.1, "disagreement": 0.0, "rarity": 0.0},
+            0.225,
+        ),
         # no box at all: "no confident box" is uncertainty 1
-        ([], [], {"ambiguous": 0.0, "uncertainty": 1.0, "disagreement": 0.0, "rarity": 0.0}, 1.0),
-        # a rare class in the ambiguous band, unseen on the mirror
-        ([B], [], {"ambiguous": 1.0, "uncertainty": 0.5, "disagreement": 1.0, "rarity": 0.75}, 2.875),
-        # half the boxes ambiguous, mirror agrees
-        ([A, B], [A, B], {"ambiguous": 0.5, "uncertainty": 0.1, "disagreement": 0.0, "rarity": 0.75}, 0.975),
+        (
+            [],
+            [],
+            {"balance": 0.0, "ambiguous": 0.0, "uncertainty": 1.0, "disagreement": 0.0, "rarity": 0.0},
+            0.25,
+        ),
+        # a rare class at a coin-flip score, unseen on the mirror
+        (
+            [B],
+            [],
+            {"balance": 1.0, "ambiguous": 1.0, "uncertainty": 0.5, "disagreement": 1.0, "rarity": 0.75},
+            1.625,
+        ),
+        # the rare class's doubt weighs four times the common class's confidence (100 vs 25 boxes)
+        (
+            [A, B],
+            [A, B],
+            {"balance": 0.84, "ambiguous": 0.5, "uncertainty": 0.1, "disagreement": 0.0, "rarity": 0.75},
+            0.99,
+        ),
         # the flipped run not measured
-        ([A], None, {"ambiguous": 0.0, "uncertainty": 0.1, "disagreement": 0.0, "rarity": 0.0}, 0.1),
+        (
+            [A],
+            None,
+            {"balance": 0.2, "ambiguous": 0.0, "uncertainty": 0.1, "disagreement": 0.0, "rarity": 0.0},
+            0.225,
+        ),
         # a score at the band's top is not ambiguous (the band is [0.2, 0.6)), one at its bottom is
         (
             [P("cat", A.box, 0.6), P("cat", B.box, 0.2)],
             None,
-            {"ambiguous": 0.5, "uncertainty": 0.4, "disagreement": 0.0, "rarity": 0.0},
-            0.9,
+            {"balance": 0.6, "ambiguous": 0.5, "uncertainty": 0.4, "disagreement": 0.0, "rarity": 0.0},
+            0.825,
         ),
     ],
 )
@@ -159,3 +193,15 @@ def test_policy_refuses_nonsense(kwargs, message) -> None:
 def test_non_finite_score_is_refused() -> None:
     with pytest.raises(UsageError, match="not a finite number"):
         route([P("cat", A.box, float("nan"))], None, FREQ)
+
+
+def test_balance_puts_a_doubtful_rare_class_before_many_doubtful_common_boxes() -> None:
+    freq = {"rbc": 1600, "wbc": 80}
+    common = [P("rbc", (i, 0, i + 5, 5), 0.5) for i in range(0, 100, 10)] + [P("wbc", (0, 20, 9, 29), 0.97)]
+    rare = [P("rbc", (0, 0, 5, 5), 0.95), P("wbc", (0, 20, 9, 29), 0.45)]
+    assert balance(rare, freq) > 0.8 > 0.2 > balance(common, freq)
+    assert route(rare, None, freq).priority > route(common, None, freq).priority
+    assert balance([], freq) == 0.0
+    assert (
+        balance([P("new", (0, 0, 5, 5), 0.5)], {}) == 1.0
+    )  # nothing labeled yet: every class weighs the same

@@ -1,7 +1,14 @@
 """The routing policy (pure): how much a person's look at one image's proposals is worth.
 
-An image's priority is a weighted sum of four components, each in [0, 1]:
+An image's priority is a weighted sum of five components, each in [0, 1]:
 
+- ``balance``: how unsure the model is of each class it proposes, with every class weighted by
+  its rarity in the labeled data — mAP averages over classes, so one box of a class with 80
+  labeled boxes is worth as much as twenty of a class with 1,600. Per class, the mean over its
+  boxes of ``1 − |2·score − 1|`` (1 at a coin-flip score, 0 at certainty); the classes' values
+  averaged with weights ``most frequent count / the class's count`` (a class with no labeled box
+  weighs as much as the most frequent count). An image whose rare-class boxes are confident ranks
+  low however many ambiguous boxes of a common class it has;
 - ``ambiguous``: the share of its proposed boxes whose score lies in the ambiguous band
   (``band[0] <= score < band[1]``);
 - ``uncertainty``: 1 − the top score (1 when the model proposes no box at all);
@@ -28,7 +35,7 @@ from visionloop.errors import UsageError
 XYXY = tuple[float, float, float, float]
 
 #: The components of a priority, in the order they are reported.
-COMPONENTS = ("ambiguous", "uncertainty", "disagreement", "rarity")
+COMPONENTS = ("balance", "ambiguous", "uncertainty", "disagreement", "rarity")
 
 
 @dataclass(frozen=True)
@@ -45,7 +52,7 @@ class Proposal:
 
 
 def _default_weights() -> dict[str, float]:
-    return {"ambiguous": 1.0, "uncertainty": 1.0, "disagreement": 1.0, "rarity": 0.5}
+    return {"balance": 1.0, "ambiguous": 0.25, "uncertainty": 0.25, "disagreement": 0.25, "rarity": 0.0}
 
 
 @dataclass(frozen=True)
@@ -162,6 +169,19 @@ def rarity(class_names: Sequence[str], frequency: Mapping[str, int]) -> float:
     return max(1.0 - frequency.get(c, 0) / top for c in class_names)
 
 
+def balance(proposals: Sequence[Proposal], frequency: Mapping[str, int]) -> float:
+    """The rarity-weighted mean of the per-class uncertainties of ``proposals`` (module docstring)."""
+    by_class: dict[str, list[float]] = {}
+    for p in proposals:
+        by_class.setdefault(p.class_name, []).append(1.0 - abs(2.0 * p.score - 1.0))
+    if not by_class:
+        return 0.0
+    top = max([*frequency.values(), 1])
+    weights = {c: top / frequency[c] if frequency.get(c, 0) > 0 else float(top) for c in by_class}
+    total = sum(weights[c] * sum(u) / len(u) for c, u in by_class.items())
+    return min(1.0, max(0.0, total / sum(weights.values())))
+
+
 def route(
     proposals: Sequence[Proposal],
     flipped: Sequence[Proposal] | None,
@@ -187,6 +207,7 @@ def route(
     else:
         dis, matched, unmatched = disagreement(proposals, flipped, policy.match_iou)
     reasons = {
+        "balance": round(balance(proposals, frequency), 6),
         "ambiguous": round(ambiguous, 6),
         "uncertainty": round(min(1.0, max(0.0, uncertainty)), 6),
         "disagreement": round(dis, 6),
