@@ -15,7 +15,7 @@ and the model is retrained (10 epochs, warm-started from v1). Orders:
 Each seed's start workspace is built once and kept in ``--workdir`` (so a run can add orders);
 each (seed, order) result is kept there too.
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/routing_orders.py --seeds 0 1 --orders policy random typical
+    OMP_NUM_THREADS=1 .venv/bin/python bench/routing_orders.py --seeds 0 1 --orders policy random --also-train-seeds 7
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def run_order(work: Path, seed: int, name: str, budget: int, train_seed: int | N
     ts = seed if train_seed is None else train_seed
     out = base / (f"res-{name}.json" if ts == seed else f"res-{name}-t{ts}.json")
     if out.exists():
-        return dict(json.loads(out.read_text()))
+        return {"train_seed": ts, **json.loads(out.read_text())}
     _, truth = _held(work)
     ids = ORDERS[name](json.loads((base / "tasks.json").read_text()), seed, budget)[:budget]
     copy = base / f"{name}-t{ts}"
@@ -212,11 +212,11 @@ def main() -> None:
     parser.add_argument("--orders", nargs="+", default=list(ORDERS), choices=list(ORDERS))
     parser.add_argument("--review-budget", type=int, default=30)
     parser.add_argument(
-        "--train-seeds",
+        "--also-train-seeds",
         type=int,
         nargs="+",
-        default=None,
-        help="retrain each order with these seeds (default: the seed)",
+        default=[],
+        help="retrain each order with these training seeds too (besides the seed): the retrain's own noise",
     )
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/vl-bench-routing-orders"))
     args = parser.parse_args()
@@ -228,7 +228,7 @@ def main() -> None:
         run_order(args.workdir, s, o, args.review_budget, ts)
         for s in args.seeds
         for o in args.orders
-        for ts in (args.train_seeds or [s])
+        for ts in [s, *args.also_train_seeds]
     ]
     write_results(
         "routing_orders.json",
