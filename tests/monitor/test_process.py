@@ -3,9 +3,11 @@ child process on the same workspace records the windows, samples and drops, and 
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from monitor.conftest import traffic
@@ -70,3 +72,18 @@ def test_observe_never_raises_and_stop_without_start_ends(mws: Workspace) -> Non
     assert rec.status()["errors"] == 1 and rec.status()["received"] == 0
     rec.stop()
     assert not rec.alive
+
+
+def test_a_dead_recorder_process_is_reported_once_and_predictions_drop(
+    mws: Workspace, caplog: pytest.LogCaptureFixture
+) -> None:
+    rec = RecorderProcess(mws, MonitorConfig(queue_size=32, sample_rate=0)).start()
+    rec._process.kill()  # the child dies (out of memory, a bug): the server must go on
+    rec._process.join(10)
+    image = traffic("day", 1, seed=5)[0][0]
+    with caplog.at_level(logging.ERROR, logger="visionloop.monitor"):
+        for i in range(100):
+            rec.observe(_obs(image, 1_700_000_000.0 + i))
+    assert rec.dropped >= 64 and not rec.status()["alive"]
+    assert sum("recorder process ended" in r.getMessage() for r in caplog.records) == 1
+    rec.stop()

@@ -75,6 +75,7 @@ class RecorderProcess:
         self._dropped: Counter[tuple[int, str]] = Counter()
         self._sent = 0
         self._failed = 0
+        self._reported_dead = False
         self._pending: list[Packet] = []
         self._pending_since = 0.0
         self._process: Any = None
@@ -115,6 +116,13 @@ class RecorderProcess:
             with self._lock:
                 for p in batch:
                     self._dropped[p.key] += 1
+            if self._process is not None and not self._process.is_alive() and not self._reported_dead:
+                self._reported_dead = True
+                log.error(
+                    "the recorder process ended (exit code %s): predictions are dropped and counted until "
+                    "the server restarts",
+                    self._process.exitcode,
+                )
         else:
             with self._lock:
                 self._sent += len(batch)
