@@ -1,16 +1,18 @@
 """The recorder: every prediction's summary, off the request path, into windows with drift tests.
 
-``observe`` (the server's observer, see :mod:`visionloop.serve.observe`) only puts the observation
-into a bounded queue; when the queue is full the observation is dropped and counted — a request is
-never slowed or failed by monitoring. One thread does the rest: the image's statistics and
+``observe`` (an observer, see :mod:`visionloop.serve.observe`) only puts the observation into a
+bounded queue; when the queue is full the observation is dropped and counted — a request is never
+slowed or failed by monitoring. :meth:`Recorder.run` — on a thread here, or in the child process
+that ``visionloop serve`` starts (``process.py``, fed with packets from the server's process) —
+does the rest: the image's statistics and
 embedding (``features.py``), the window of its (model version, route), and when a window closes
 (``window_size`` predictions, or ``window_max_s`` with at least ``min_window``, or on stop) the drift
 tests against the model's reference (``drift.py``), one ``monitor_windows`` row with the features as
 an npz blob, a signal and an alert when it drifted, and the window's sampled images as unlabeled
 items. Database and blob writes happen once per window, never per prediction.
 
-The reference of a model version is loaded (or built, which takes a while) by the same thread the
-first time one of its predictions arrives; :func:`start_recorder` can warm it before traffic.
+The reference of a model version is loaded (or built, which takes a while) by the loop the first
+time one of its predictions arrives; ``warm`` versions are loaded before traffic.
 """
 
 from __future__ import annotations
