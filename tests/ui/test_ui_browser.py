@@ -148,9 +148,10 @@ def test_review_an_image_in_the_browser(browser: Browser, live: Live) -> None:
     assert int(page.get_attribute("#review", "data-boxes") or -1) == len(task["proposal"])
     page.screenshot(path=str(SHOTS / "review.png"))
 
-    # delete the proposed boxes (select, Delete), then draw one, move it and change its class
+    # delete the proposed boxes (select, Delete), then draw one, move it and change its class; the
+    # last box drawn is the one on top (a later, larger box may cover an earlier one entirely)
     while page.locator("#overlay rect.box").count():
-        page.locator("#overlay rect.box").first.click()
+        page.locator("#overlay rect.box").last.click()
         page.keyboard.press("Delete")
     at = _to_screen(page, task)
     page.mouse.move(*at(8, 8))
