@@ -517,10 +517,3 @@ def _yield_to_serving() -> None:
     instead of slowing requests. Elsewhere (or without permission) it stays at normal priority."""
     with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-
-
-def start_recorder(ws: Workspace, *, warm: Sequence[int] = (), **kwargs: Any) -> Recorder:
-    """A started recorder over ``ws`` with its ``[monitor]`` settings; pass ``recorder.observe`` to
-    ``create_app(..., observer=...)`` and call ``recorder.stop()`` when the server stops. ``warm``:
-    model versions whose references are loaded (or built) before the first window closes."""
-    return Recorder(ws, **kwargs).start(warm)
